@@ -1,0 +1,44 @@
+# Every install step lives here: a fresh clone needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= -q --disable-pip-version-check
+
+.PHONY: help install dev demo test lint typecheck pytest bench clean
+
+help:
+	@echo "make demo   - create .venv, install, run the end-to-end demo"
+	@echo "make test   - create .venv with dev extras, ruff, mypy --strict, pytest"
+	@echo "make lint   - ruff + mypy only"
+	@echo "make bench  - ingest benchmark (1,000,000 rows) against its floor"
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e .
+	touch $@
+
+$(BIN)/.dev-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+dev: $(BIN)/.dev-installed
+
+demo: $(BIN)/.installed
+	$(BIN)/pesabridge demo
+
+lint: $(BIN)/.dev-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
+
+pytest: $(BIN)/.dev-installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: $(BIN)/.dev-installed
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
