@@ -1,0 +1,249 @@
+"""The canonical transaction: one immutable record per money movement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from ..errors import InvalidValue
+from .currency import minor_units, quantize
+from .msisdn import MsisdnKind, classify_msisdn, mask_msisdn
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class Entry(StrEnum):
+    """What a statement row or callback is."""
+
+    PAYMENT = "payment"
+    CHARGE = "charge"
+    PAYOUT = "payout"
+    TRANSFER = "transfer"
+    REVERSAL = "reversal"
+    SETTLEMENT = "settlement"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    ADJUSTMENT = "adjustment"
+
+
+class Direction(StrEnum):
+    """From the business's point of view."""
+
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+
+class Status(StrEnum):
+    """The provider's outcome of the movement."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REVERSED = "reversed"
+
+
+@dataclass(frozen=True, slots=True)
+class Counterparty:
+    """The other side: an MSISDN as received (plain, masked or hashed) and a name."""
+
+    msisdn: str | None = None
+    msisdn_kind: MsisdnKind | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.msisdn is not None:
+            if not self.msisdn.strip():
+                object.__setattr__(self, "msisdn", None)
+            elif self.msisdn_kind is None:
+                object.__setattr__(self, "msisdn_kind", classify_msisdn(self.msisdn))
+        if self.msisdn is None and self.msisdn_kind is not None:
+            raise InvalidValue("counterparty.msisdn_kind", "set without an msisdn")
+
+    @classmethod
+    def of(cls, msisdn: str | None, name: str | None) -> Counterparty | None:
+        """A counterparty, or ``None`` when neither number nor name is known."""
+        msisdn = msisdn.strip() if msisdn else None
+        name = name.strip() if name else None
+        if not msisdn and not name:
+            return None
+        return cls(msisdn=msisdn or None, name=name or None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "msisdn": self.msisdn,
+            "msisdn_kind": str(self.msisdn_kind) if self.msisdn_kind else None,
+            "name": self.name,
+        }
+
+    def masked(self) -> str:
+        """The counterparty as logs may show it."""
+        parts = [mask_msisdn(self.msisdn), self.name or ""]
+        return " ".join(p for p in parts if p)
+
+
+Identity = tuple[str, str, str, str]
+"""``(provider, account, receipt, entry)``; an unknown account is the empty string."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A money movement as a provider reported it.
+
+    Amounts are ``Decimal`` with exactly the currency's minor units and never negative
+    (``direction`` carries the sign); ``occurred_at`` is timezone-aware and normalised to
+    UTC. Invalid values raise :class:`~pesabridge.errors.InvalidValue` naming the field.
+    """
+
+    provider: str
+    account: str | None
+    receipt: str
+    entry: Entry
+    direction: Direction
+    amount: Decimal
+    currency: str
+    occurred_at: datetime | None
+    counterparty: Counterparty | None = None
+    reference: str | None = None
+    balance_after: Decimal | None = None
+    status: Status = Status.COMPLETED
+    related_receipt: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.provider:
+            raise InvalidValue("provider", "is empty")
+        if not self.receipt or not self.receipt.strip():
+            raise InvalidValue("receipt", "is empty")
+        if self.account is not None and not self.account:
+            object.__setattr__(self, "account", None)
+        if not isinstance(self.entry, Entry):
+            object.__setattr__(self, "entry", _enum(Entry, self.entry, "entry"))
+        if not isinstance(self.direction, Direction):
+            object.__setattr__(self, "direction", _enum(Direction, self.direction, "direction"))
+        if not isinstance(self.status, Status):
+            object.__setattr__(self, "status", _enum(Status, self.status, "status"))
+        minor_units(self.currency)  # refuses unknown codes
+        if not isinstance(self.amount, Decimal):
+            raise InvalidValue("amount", f"must be a Decimal, not {type(self.amount).__name__}")
+        if self.amount < 0:
+            raise InvalidValue("amount", f"{self.amount} is negative; direction carries the sign")
+        amount = self.amount
+        if amount.as_tuple().exponent != -minor_units(self.currency):
+            object.__setattr__(self, "amount", quantize(amount, self.currency))
+        if self.balance_after is not None:
+            if not isinstance(self.balance_after, Decimal):
+                raise InvalidValue("balance_after", "must be a Decimal")
+            object.__setattr__(
+                self, "balance_after", quantize(self.balance_after, self.currency, "balance_after")
+            )
+        if self.occurred_at is not None:
+            if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+                raise InvalidValue("occurred_at", f"{self.occurred_at} has no time zone")
+            if self.occurred_at.tzinfo is not UTC:
+                object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        if self.reference is not None:
+            reference = self.reference.strip()
+            object.__setattr__(self, "reference", reference or None)
+
+    @property
+    def identity(self) -> Identity:
+        """``(provider, account, receipt, entry)``: what makes two observations one."""
+        return (self.provider, self.account or "", self.receipt, self.entry.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``parse`` contract's JSON object (amounts as strings, times as UTC ``Z``)."""
+        return {
+            "provider": self.provider,
+            "account": self.account,
+            "receipt": self.receipt,
+            "entry": self.entry.value,
+            "direction": self.direction.value,
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "occurred_at": format_utc(self.occurred_at),
+            "counterparty": self.counterparty.to_dict() if self.counterparty else None,
+            "reference": self.reference,
+            "balance_after": None if self.balance_after is None else str(self.balance_after),
+            "status": self.status.value,
+            "related_receipt": self.related_receipt,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transaction:
+        """Inverse of :meth:`to_dict`."""
+        cp = data.get("counterparty")
+        occurred = data.get("occurred_at")
+        balance = data.get("balance_after")
+        return cls(
+            provider=data["provider"],
+            account=data.get("account"),
+            receipt=data["receipt"],
+            entry=Entry(data["entry"]),
+            direction=Direction(data["direction"]),
+            amount=Decimal(data["amount"]),
+            currency=data["currency"],
+            occurred_at=parse_utc(occurred) if occurred else None,
+            counterparty=Counterparty(
+                msisdn=cp.get("msisdn"),
+                msisdn_kind=MsisdnKind(cp["msisdn_kind"]) if cp.get("msisdn_kind") else None,
+                name=cp.get("name"),
+            )
+            if cp
+            else None,
+            reference=data.get("reference"),
+            balance_after=None if balance is None else Decimal(balance),
+            status=Status(data.get("status", "completed")),
+            related_receipt=data.get("related_receipt"),
+        )
+
+    def differences(self, other: Transaction) -> dict[str, tuple[Any, Any]]:
+        """Fields on which two observations of the same identity disagree.
+
+        Only what a back office acts on counts: amount, currency, direction, reference,
+        status, time and related receipt. A missing value on either side is not a
+        disagreement (a callback has no balance, a statement masks the MSISDN).
+        """
+        diffs: dict[str, tuple[Any, Any]] = {}
+        for name in ("amount", "currency", "direction", "status", "reference",
+                     "occurred_at", "related_receipt"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None or theirs is None:
+                continue
+            if mine != theirs:
+                diffs[name] = (mine, theirs)
+        return diffs
+
+    def describe(self) -> str:
+        """A log-safe one-liner (MSISDN masked)."""
+        who = f" from {self.counterparty.masked()}" if self.counterparty else ""
+        return (
+            f"{self.provider}/{self.account or '-'} {self.receipt} {self.entry.value} "
+            f"{self.direction.value} {self.amount} {self.currency}{who}"
+        )
+
+
+def _enum(kind: type[_E], value: object, field_name: str) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise InvalidValue(field_name, f"{value!r} is not one of {allowed}") from None
+
+
+def format_utc(moment: datetime | None) -> str | None:
+    """``2024-05-06T18:05:59Z`` (microseconds kept only when present)."""
+    if moment is None:
+        return None
+    text = moment.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def parse_utc(text: str) -> datetime:
+    """Read an ISO 8601 time with an offset or ``Z``; refuse a naive one."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise InvalidValue("occurred_at", f"{text!r} has no time zone")
+    return moment.astimezone(UTC)
