@@ -1,0 +1,167 @@
+"""The ledger's tables (SQLAlchemy Core). Migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from .types import Id, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("source", String(200), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("path", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime", UTCDateTime),
+    Column("format", String(64)),
+    Column("status", String(16), nullable=False),  # ingesting | done | failed
+    Column("rows_read", Integer, nullable=False, default=0),
+    Column("new", Integer, nullable=False, default=0),
+    Column("known", Integer, nullable=False, default=0),
+    Column("rejected", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("header", Text),  # the statement's preamble as JSON
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),  # "" when the payload has none
+    Column("receipt", String(64), nullable=False),
+    Column("entry", String(16), nullable=False),
+    Column("direction", String(8), nullable=False),
+    # Money as integer minor units: exact on every backend, summable in SQL.
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("occurred_at", UTCDateTime),
+    Column("msisdn", String(128)),
+    Column("msisdn_kind", String(8)),
+    Column("name", String(200)),
+    Column("reference", String(200)),
+    Column("balance_after_minor", BigInteger),
+    Column("status", String(16), nullable=False),
+    Column("related_receipt", String(64)),
+    Column("origin", String(16), nullable=False),  # file | callback | manual | backfill
+    Column("created_at", UTCDateTime, nullable=False),
+    # receipt first: the same index serves lookups by receipt (dedup, search).
+    UniqueConstraint("receipt", "entry", "provider", "account"),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # file | callback
+    Column("source", Text, nullable=False),  # file name or request id
+    Column("file_id", Id, ForeignKey("files.id")),
+    Column("line", Integer),
+    # sha256 of where and what: makes re-recording the same sighting a no-op.
+    Column("fingerprint", String(64), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("transaction_id", "fingerprint"),
+)
+
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
+    Column("evidence_id", Id, ForeignKey("evidence.id")),
+    Column("field", String(32), nullable=False),
+    Column("recorded", Text),  # what the ledger holds
+    Column("observed", Text),  # what the new sighting says
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("comment", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+)
+
+rejects = Table(
+    "rejects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("file_id", Id, ForeignKey("files.id")),
+    Column("source", Text, nullable=False),
+    Column("line", Integer),
+    Column("field", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
+    Column("sink", String(100), nullable=False),
+    Column("idempotency_key", String(100), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | in_flight | delivered | dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("response", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("transaction_id", "sink"),
+    Index("ix_deliveries_claim", "state", "next_attempt_at"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("worker", String(100), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),  # delivered | retry | dead
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("response", Text),
+)
+
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("last_poll_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+)
