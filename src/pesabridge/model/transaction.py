@@ -12,7 +12,6 @@ from ..errors import InvalidValue
 from .currency import minor_units, quantize
 from .msisdn import MsisdnKind, classify_msisdn, mask_msisdn
 
-
 _E = TypeVar("_E", bound=StrEnum)
 
 
@@ -207,8 +206,15 @@ class Transaction:
         disagreement (a callback has no balance, a statement masks the MSISDN).
         """
         diffs: dict[str, tuple[Any, Any]] = {}
-        for name in ("amount", "currency", "direction", "status", "reference",
-                     "occurred_at", "related_receipt"):
+        for name in (
+            "amount",
+            "currency",
+            "direction",
+            "status",
+            "reference",
+            "occurred_at",
+            "related_receipt",
+        ):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is None or theirs is None:
                 continue
@@ -227,7 +233,7 @@ class Transaction:
 
 def _enum(kind: type[_E], value: object, field_name: str) -> _E:
     try:
-        return kind(value)
+        return kind(str(value))
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
         raise InvalidValue(field_name, f"{value!r} is not one of {allowed}") from None

@@ -56,27 +56,49 @@ def start(
         conn.execute(
             update(files)
             .where(files.c.id == existing.id)
-            .values(status="ingesting", error=None, started_at=now, finished_at=None,
-                    name=name, path=path, source=source)
+            .values(
+                status="ingesting",
+                error=None,
+                started_at=now,
+                finished_at=None,
+                name=name,
+                path=path,
+                source=source,
+            )
         )
         return existing.id
     return int(
         conn.execute(
             insert(files)
-            .values(sha256=sha256, source=source, name=name, path=path, size=size, mtime=mtime,
-                    format=fmt, status="ingesting", rows_read=0, new=0, known=0, rejected=0,
-                    started_at=now)
+            .values(
+                sha256=sha256,
+                source=source,
+                name=name,
+                path=path,
+                size=size,
+                mtime=mtime,
+                format=fmt,
+                status="ingesting",
+                rows_read=0,
+                new=0,
+                known=0,
+                rejected=0,
+                started_at=now,
+            )
             .returning(files.c.id)
         ).scalar_one()
     )
 
 
-def progress(conn: Connection, file_id: int, *, rows_read: int, new: int, known: int,
-             rejected: int) -> None:
+def progress(
+    conn: Connection, file_id: int, *, rows_read: int, new: int, known: int, rejected: int
+) -> None:
     """Add a committed batch's counts to the file's totals."""
     c = files.c
     conn.execute(
-        update(files).where(c.id == file_id).values(
+        update(files)
+        .where(c.id == file_id)
+        .values(
             rows_read=c.rows_read + rows_read,
             new=c.new + new,
             known=c.known + known,
@@ -85,8 +107,15 @@ def progress(conn: Connection, file_id: int, *, rows_read: int, new: int, known:
     )
 
 
-def finish(conn: Connection, file_id: int, *, status: str, now: datetime,
-           error: str | None = None, header: StatementHeader | None = None) -> None:
+def finish(
+    conn: Connection,
+    file_id: int,
+    *,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+    header: StatementHeader | None = None,
+) -> None:
     """Mark a file done or failed."""
     values: dict[str, Any] = {"status": status, "finished_at": now, "error": error}
     if header is not None:
@@ -96,21 +125,30 @@ def finish(conn: Connection, file_id: int, *, status: str, now: datetime,
 
 def reset_counts(conn: Connection, file_id: int) -> None:
     """Zero a file's counts before it is read again from the start."""
-    conn.execute(update(files).where(files.c.id == file_id)
-                 .values(rows_read=0, new=0, known=0, rejected=0))
+    conn.execute(
+        update(files).where(files.c.id == file_id).values(rows_read=0, new=0, known=0, rejected=0)
+    )
     conn.execute(rejects.delete().where(rejects.c.file_id == file_id))
 
 
-def add_rejects(conn: Connection, items: Sequence[Reject], file_id: int | None,
-                now: datetime) -> None:
+def add_rejects(
+    conn: Connection, items: Sequence[Reject], file_id: int | None, now: datetime
+) -> None:
     """Quarantine rejected input with its reason."""
     if not items:
         return
     conn.execute(
         insert(rejects),
         [
-            {"file_id": file_id, "source": r.source, "line": r.line, "field": r.field,
-             "reason": r.reason, "raw": r.raw, "created_at": now}
+            {
+                "file_id": file_id,
+                "source": r.source,
+                "line": r.line,
+                "field": r.field,
+                "reason": r.reason,
+                "raw": r.raw,
+                "created_at": now,
+            }
             for r in items
         ],
     )
@@ -131,8 +169,16 @@ def _header_dict(header: StatementHeader) -> dict[str, Any]:
 
 def _record(row: Any) -> FileRecord:
     return FileRecord(
-        id=row["id"], sha256=row["sha256"], source=row["source"], name=row["name"],
-        status=row["status"], rows_read=row["rows_read"], new=row["new"], known=row["known"],
-        rejected=row["rejected"], error=row["error"], started_at=row["started_at"],
+        id=row["id"],
+        sha256=row["sha256"],
+        source=row["source"],
+        name=row["name"],
+        status=row["status"],
+        rows_read=row["rows_read"],
+        new=row["new"],
+        known=row["known"],
+        rejected=row["rejected"],
+        error=row["error"],
+        started_at=row["started_at"],
         finished_at=row["finished_at"],
     )

@@ -94,7 +94,9 @@ def record_batch(
     return result
 
 
-def _existing(conn: Connection, identities: set[Identity]) -> dict[Identity, tuple[int, Transaction]]:
+def _existing(
+    conn: Connection, identities: set[Identity]
+) -> dict[Identity, tuple[int, Transaction]]:
     found: dict[Identity, tuple[int, Transaction]] = {}
     receipts = sorted({identity[2] for identity in identities})
     for start in range(0, len(receipts), _LOOKUP_CHUNK):
@@ -113,7 +115,9 @@ def _evidence_fingerprint(obs: Observation, sighting: Sighting) -> str:
     return fingerprint(sighting.kind, obs.raw)
 
 
-def _evidence_row(obs: Observation, txn_id: int, sighting: Sighting, now: datetime) -> dict[str, Any]:
+def _evidence_row(
+    obs: Observation, txn_id: int, sighting: Sighting, now: datetime
+) -> dict[str, Any]:
     return {
         "transaction_id": txn_id,
         "kind": sighting.kind,
@@ -140,7 +144,10 @@ def _insert_new(
     new_ids = [row[0] for row in inserted]
     conn.execute(
         insert(evidence),
-        [_evidence_row(obs, txn_id, sighting, now) for obs, txn_id in zip(ordered, new_ids, strict=True)],
+        [
+            _evidence_row(obs, txn_id, sighting, now)
+            for obs, txn_id in zip(ordered, new_ids, strict=True)
+        ],
     )
     outbox = [
         {

@@ -62,7 +62,10 @@ def claim(
     if sinks is not None:
         due = and_(due, d.sink.in_(list(sinks)))
     candidates = (
-        select(d.id).where(due).order_by(d.next_attempt_at, d.id).limit(limit)
+        select(d.id)
+        .where(due)
+        .order_by(d.next_attempt_at, d.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
     claimed = conn.execute(
@@ -83,9 +86,7 @@ def claim(
         select(transactions).where(transactions.c.id.in_([row[1] for row in claimed]))
     ).mappings()
     by_id = {row["id"]: row_transaction(row) for row in txn_rows}
-    result = [
-        Claimed(row[0], row[1], row[2], row[3], row[4], by_id[row[1]]) for row in claimed
-    ]
+    result = [Claimed(row[0], row[1], row[2], row[3], row[4], by_id[row[1]]) for row in claimed]
     result.sort(key=lambda c: c.delivery_id)
     return result
 
@@ -101,7 +102,9 @@ def finish(
 
     A success is recorded whatever became of the lease (the back office has it, and the
     idempotency key makes a second send harmless); a retry or dead letter is recorded only
-    by the worker still holding the lease.
+    by the claim still holding the lease: the same worker *and* the same attempt, so a
+    worker that re-claimed a row after its own lease lapsed (a restart under the same name,
+    a send slower than the lease) cannot act on the row with its older claim.
     """
     conn.execute(
         insert(attempts).values(
@@ -139,6 +142,7 @@ def finish(
                 d.id == claimed.delivery_id,
                 d.state == "in_flight",
                 d.lease_owner == record.worker,
+                d.attempts == claimed.attempt,
             )
             .values(state=state, next_attempt_at=next_attempt_at or record.finished_at, **common)
         )

@@ -32,8 +32,9 @@ def status_counts(conn: Connection) -> dict[str, Any]:
     """Counts for ``pesabridge status``: transactions, deliveries per sink and state, etc."""
     per_sink: dict[str, dict[str, int]] = {}
     rows = conn.execute(
-        select(deliveries.c.sink, deliveries.c.state, func.count())
-        .group_by(deliveries.c.sink, deliveries.c.state)
+        select(deliveries.c.sink, deliveries.c.state, func.count()).group_by(
+            deliveries.c.sink, deliveries.c.state
+        )
     )
     for sink, state, count in rows:
         per_sink.setdefault(sink, {})[state] = count
@@ -49,8 +50,8 @@ def status_counts(conn: Connection) -> dict[str, Any]:
         ).scalar_one(),
         "deliveries": per_sink,
         "sources": [
-            dict(row) for row in conn.execute(select(source_state).order_by(source_state.c.name))
-            .mappings()
+            dict(row)
+            for row in conn.execute(select(source_state).order_by(source_state.c.name)).mappings()
         ],
     }
 
@@ -60,9 +61,13 @@ def list_deliveries(
 ) -> list[DeliveryView]:
     """Deliveries, newest first; ``failed`` means dead or retrying after an error."""
     d = deliveries.c
-    query = select(deliveries, transactions).join(transactions, transactions.c.id == d.transaction_id)
+    query = select(deliveries, transactions).join(
+        transactions, transactions.c.id == d.transaction_id
+    )
     if failed:
-        query = query.where((d.state == "dead") | ((d.state == "pending") & (d.last_error.is_not(None))))
+        query = query.where(
+            (d.state == "dead") | ((d.state == "pending") & (d.last_error.is_not(None)))
+        )
     if state is not None:
         query = query.where(d.state == state)
     query = query.order_by(d.id.desc()).limit(limit)
@@ -70,9 +75,14 @@ def list_deliveries(
     for row in conn.execute(query).mappings():
         views.append(
             DeliveryView(
-                id=row[d.id], sink=row[d.sink], state=row[d.state], attempts=row[d.attempts],
-                next_attempt_at=row[d.next_attempt_at], last_status=row[d.last_status],
-                last_error=row[d.last_error], idempotency_key=row[d.idempotency_key],
+                id=row[d.id],
+                sink=row[d.sink],
+                state=row[d.state],
+                attempts=row[d.attempts],
+                next_attempt_at=row[d.next_attempt_at],
+                last_status=row[d.last_status],
+                last_error=row[d.last_error],
+                idempotency_key=row[d.idempotency_key],
                 transaction=row_transaction({c.name: row[c] for c in transactions.c}),
             )
         )
@@ -84,9 +94,13 @@ def transaction_by_identity(
 ) -> tuple[int, Transaction] | None:
     """The recorded transaction with this identity, if any."""
     t = transactions.c
-    row = conn.execute(
-        select(transactions).where(
-            t.receipt == receipt, t.entry == entry, t.provider == provider, t.account == account
+    row = (
+        conn.execute(
+            select(transactions).where(
+                t.receipt == receipt, t.entry == entry, t.provider == provider, t.account == account
+            )
         )
-    ).mappings().first()
+        .mappings()
+        .first()
+    )
     return (row["id"], row_transaction(row)) if row else None

@@ -48,7 +48,7 @@ def transaction_row(txn: Transaction, *, origin: str, now: datetime) -> dict[str
     }
 
 
-def row_transaction(row: Mapping[str, Any]) -> Transaction:
+def row_transaction(row: Mapping[Any, Any]) -> Transaction:
     """The canonical transaction of a ``transactions`` row."""
     currency = row["currency"]
     counterparty = None

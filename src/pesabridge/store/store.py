@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,19 +74,21 @@ class Store:
         sighting: Sighting,
         route: Router,
         *,
-        conn: Connection | None = None,
+        also: Callable[[Connection, RecordResult], None] | None = None,
     ) -> RecordResult:
-        """Record observations durably (own transaction unless ``conn`` is given).
+        """Record observations durably, in one transaction with ``also`` (if given).
 
         Two processes recording the same new transaction at once collide on the identity's
-        unique key; the loser retries and then sees the winner's row as known.
+        unique key; the loser's transaction is retried whole and then sees the winner's row
+        as known.
         """
-        if conn is not None:
-            return record_batch(conn, observations, sighting, route, utcnow())
         for attempt in range(5):
             try:
-                with self.write() as own:
-                    return record_batch(own, observations, sighting, route, utcnow())
+                with self.write() as conn:
+                    result = record_batch(conn, observations, sighting, route, utcnow())
+                    if also is not None:
+                        also(conn, result)
+                    return result
             except (IntegrityError, OperationalError):
                 if attempt == 4:
                     raise

@@ -1,0 +1,59 @@
+"""The ``pesabridge`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from .ingest import ingest
+from .ops import deliveries, replay, status
+from .parse import parse
+from .run import check_config, run, serve, worker
+
+app = typer.Typer(
+    name="pesabridge",
+    help="Mobile money to back office: pull, transform, post exactly once, reconcile.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pesabridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """pesabridge."""
+
+
+app.command()(parse)
+app.command()(ingest)
+app.command()(status)
+app.command()(deliveries)
+app.command()(replay)
+app.command()(run)
+app.command()(serve)
+app.command()(worker)
+app.command("check-config")(check_config)
+
+
+def _register_demo() -> None:
+    from .demo import demo
+
+    app.command()(demo)
+
+
+_register_demo()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

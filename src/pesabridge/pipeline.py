@@ -1,0 +1,170 @@
+"""Ingesting a file: parse, record in batches, keep rejects, mark the file done.
+
+A file is marked done only after all of its rows are committed. Re-reading a file that
+was interrupted is safe: every row already recorded is recognised by its identity and
+its evidence fingerprint, so nothing is duplicated and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from .errors import UnknownFormat
+from .formats import Observation, Reject, StatementHeader, detect_format, get_parser
+from .formats.base import Parser
+from .store import RecordResult, Router, Sighting, Store, utcnow
+from .store import files as file_ledger
+
+BATCH_SIZE = 10_000
+SNIFF_BYTES = 65_536
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes read so far (for progress bars)."""
+
+
+@dataclass(slots=True)
+class IngestSummary:
+    """What ingesting one file did."""
+
+    name: str
+    format: str | None = None
+    file_id: int | None = None
+    rows_read: int = 0
+    new: int = 0
+    known: int = 0
+    conflicting: int = 0
+    rejected: int = 0
+    skipped: bool = False
+    """True when this content had been ingested before (by sha256)."""
+    error: str | None = None
+    rejects: list[Reject] = field(default_factory=list)
+    """The first rejects (at most 100), for display."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.rejected == 0
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a file, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def choose_parser(path: Path, fmt: str) -> Parser:
+    """The parser for ``fmt``, or the one that recognises the file when ``fmt`` is auto."""
+    if fmt != "auto":
+        return get_parser(fmt)
+    with path.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    parser = detect_format(head, path.name)
+    if parser is None:
+        raise UnknownFormat(f"{path.name}: no known format recognises this file; pass --format")
+    return parser
+
+
+def ingest_file(
+    store: Store,
+    path: Path,
+    *,
+    fmt: str = "auto",
+    source: str = "cli",
+    route: Router,
+    progress: ProgressCallback | None = None,
+    force: bool = False,
+    batch_size: int = BATCH_SIZE,
+) -> IngestSummary:
+    """Ingest one statement file into the ledger; see the module docstring."""
+    summary = IngestSummary(name=path.name)
+    sha = file_sha256(path)
+    stat = path.stat()
+    with store.write() as conn:
+        previous = file_ledger.find(conn, sha)
+        if previous is not None and previous.status == "done" and not force:
+            summary.skipped = True
+            summary.file_id = previous.id
+            return summary
+        try:
+            parser = choose_parser(path, fmt)
+        except UnknownFormat as exc:
+            summary.error = str(exc)
+            return summary
+        summary.format = parser.name
+        file_id = file_ledger.start(
+            conn,
+            sha256=sha,
+            source=source,
+            name=path.name,
+            path=str(path),
+            size=stat.st_size,
+            mtime=datetime.fromtimestamp(stat.st_mtime, UTC),
+            fmt=parser.name,
+            now=utcnow(),
+        )
+        if previous is not None:
+            file_ledger.reset_counts(conn, file_id)
+    summary.file_id = file_id
+    sighting = Sighting(kind="file", origin="file", file_id=file_id, file_sha256=sha)
+
+    header: StatementHeader | None = None
+    observations: list[Observation] = []
+    rejects: list[Reject] = []
+
+    def flush() -> None:
+        def bookkeeping(conn: Connection, result: RecordResult) -> None:
+            file_ledger.add_rejects(conn, rejects, file_id, utcnow())
+            file_ledger.progress(
+                conn,
+                file_id,
+                rows_read=len(observations) + len(rejects),
+                new=result.new,
+                known=result.known,
+                rejected=len(rejects),
+            )
+
+        result = store.record(observations, sighting, route, also=bookkeeping)
+        summary.rows_read += len(observations) + len(rejects)
+        summary.new += result.new
+        summary.known += result.known
+        summary.conflicting += result.conflicting
+        summary.rejected += len(rejects)
+        room = 100 - len(summary.rejects)
+        summary.rejects.extend(rejects[:room])
+        observations.clear()
+        rejects.clear()
+        if progress is not None:
+            progress(reader.tell())
+
+    reader = path.open("rb")
+    try:
+        for item in parser.parse(reader, path.name):
+            if isinstance(item, Observation):
+                observations.append(item)
+            elif isinstance(item, Reject):
+                rejects.append(item)
+            else:
+                header = item
+            if len(observations) + len(rejects) >= batch_size:
+                flush()
+        flush()
+    except Exception as exc:
+        # A parser must not raise on bad input; if one does, the file is failed with the
+        # reason, and what was committed before stays (a re-ingest picks up the rest).
+        summary.error = f"{path.name}: {type(exc).__name__}: {exc}"
+        with store.write() as conn:
+            file_ledger.finish(conn, file_id, status="failed", now=utcnow(), error=summary.error)
+        return summary
+    finally:
+        reader.close()
+    with store.write() as conn:
+        file_ledger.finish(conn, file_id, status="done", now=utcnow(), header=header)
+    return summary

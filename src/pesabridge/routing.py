@@ -1,0 +1,41 @@
+"""Routes: which sources' transactions go to which sinks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .config import RouteConfig
+from .model import Transaction
+from .store import Router
+
+
+class Routing:
+    """Resolves, per source, the sinks a transaction is delivered to."""
+
+    def __init__(self, routes: Sequence[RouteConfig]) -> None:
+        self._routes = list(routes)
+
+    def router_for(self, source: str) -> Router:
+        """A function from transaction to sink names, for transactions from ``source``."""
+        applicable = [r for r in self._routes if source in r.from_]
+
+        def route(txn: Transaction) -> list[str]:
+            sinks: list[str] = []
+            for r in applicable:
+                if r.entries is not None and txn.entry.value not in r.entries:
+                    continue
+                if txn.status.value not in r.statuses:
+                    continue
+                if r.providers is not None and txn.provider not in r.providers:
+                    continue
+                if r.accounts is not None and (txn.account or "") not in r.accounts:
+                    continue
+                sinks.extend(s for s in r.to if s not in sinks)
+            return sinks
+
+        return route
+
+
+def no_route(_txn: Transaction) -> list[str]:
+    """The router of ``ingest`` without a config: record, deliver nowhere."""
+    return []

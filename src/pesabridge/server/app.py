@@ -1,0 +1,42 @@
+"""The Starlette application serving callback sources, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..sources.base import CallbackSource
+from ..store import Store
+
+
+def build_app(store: Store, sources: Sequence[CallbackSource]) -> Starlette:
+    """An ASGI app answering every callback source's routes."""
+
+    async def healthz(_request: Request) -> JSONResponse:
+        def ping() -> None:
+            with store.read() as conn:
+                conn.execute(text("select 1"))
+
+        try:
+            await asyncio.to_thread(ping)
+        except Exception as exc:
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, 503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    for source in sources:
+        routes.extend(source.routes())
+    return Starlette(routes=routes)

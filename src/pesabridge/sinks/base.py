@@ -1,0 +1,32 @@
+"""The sink interface: deliver one claimed transaction, or say why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from ..config import ComponentConfig
+from ..store import Claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The back office has it."""
+
+    status_code: int | None = None
+    response: str | None = None
+    note: str | None = None
+    """E.g. "409: already had this idempotency key"."""
+
+
+class Sink(Protocol):
+    """A back office. ``deliver`` returns :class:`Delivered` or raises
+    :class:`~pesabridge.errors.DeliveryError`, whose ``retryable`` says whether to try
+    again; it must send ``claimed.idempotency_key`` so a repeat is harmless."""
+
+    Config: ClassVar[type[ComponentConfig]]
+    name: str
+
+    async def deliver(self, claimed: Claimed) -> Delivered: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,50 @@
+"""The source interfaces: pollers (folders, FTP, SFTP) and callback endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from starlette.routing import BaseRoute
+
+from ..config import ComponentConfig
+from ..routing import Routing
+from ..store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContext:
+    """What a source needs from the running system."""
+
+    store: Store
+    routing: Routing
+    base_dir: Path = Path(".")
+
+    def resolve(self, path: Path) -> Path:
+        """A config path, relative to the config file's folder."""
+        return path if path.is_absolute() else (self.base_dir / path)
+
+
+class PollingSource(Protocol):
+    """A source that looks for new input on a schedule (a folder, an FTP server)."""
+
+    Config: ClassVar[type[ComponentConfig]]
+    name: str
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set."""
+        ...
+
+
+class CallbackSource(Protocol):
+    """A source that providers push to over HTTP."""
+
+    Config: ClassVar[type[ComponentConfig]]
+    name: str
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The HTTP routes this source answers."""
+        ...
