@@ -24,6 +24,8 @@ from .store import AttemptRecord, Claimed, Store, utcnow
 
 log = structlog.get_logger("pesabridge.delivery")
 
+MAX_RETRY_AFTER = 86_400.0
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -36,12 +38,12 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based).
 
-        A server's ``Retry-After`` is honoured as given (up to the cap); otherwise the
-        delay doubles each attempt, jittered over its upper half so that many failed
-        deliveries do not all come back at the same instant.
+        A server's ``Retry-After`` is honoured as given (bounded by a day, against a
+        nonsense value); otherwise the delay doubles each attempt up to ``cap``, jittered
+        over its upper half so that many failed deliveries do not all return at once.
         """
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.cap)
+            return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
         ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 

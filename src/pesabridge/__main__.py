@@ -1,0 +1,5 @@
+"""``python -m pesabridge``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,196 @@
+"""End to end: ledger -> outbox -> worker -> a real back-office HTTP server.
+
+Every transaction ends delivered exactly once per idempotency key, or dead-lettered with
+its reason, whatever the back office does (fail, throttle, time out, refuse).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from pesabridge.config import parse_config
+from pesabridge.delivery import DeliveryWorker, RetryPolicy
+from pesabridge.devtools.backoffice import BackOffice, Rule
+from pesabridge.sinks.http import HttpSink
+from pesabridge.store import Sighting, Store
+from pesabridge.store.schema import attempts, deliveries
+
+from .helpers import observed, payment
+
+FAST_RETRY = RetryPolicy(max_attempts=8, base=0.05, cap=0.2)
+
+
+@pytest.fixture
+async def backoffice() -> AsyncIterator[BackOffice]:
+    server = BackOffice()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def http_sink(url: str, read_timeout: float = 5.0) -> HttpSink:
+    config = parse_config(
+        {"sinks": [{"name": "erp", "type": "http", "url": url,
+                    "timeout": {"connect": 2, "read": read_timeout}}]},
+        environ={},
+    )
+    return HttpSink(config.sinks[0])  # type: ignore[arg-type]
+
+
+def record(store: Store, *receipts: str, reference: str = "INV-1") -> None:
+    store.record(
+        [observed(payment(r, reference=reference)) for r in receipts],
+        Sighting("callback", "callback"),
+        lambda _t: ["erp"],
+    )
+
+
+async def drain(worker: DeliveryWorker, store: Store, seconds: float = 30) -> None:
+    """Run the worker until nothing is pending or in flight (or fail after ``seconds``)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        await worker.run_once()
+        per_state = store.status()["deliveries"].get("erp", {})
+        if not per_state.get("pending") and not per_state.get("in_flight"):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"deliveries still open after {seconds}s: {store.status()['deliveries']}")
+
+
+def states(store: Store) -> dict[str, str]:
+    return {v.transaction.receipt: v.state for v in store.deliveries(limit=1000)}
+
+
+async def test_every_delivery_lands_once_despite_failures(
+    store: Store, backoffice: BackOffice
+) -> None:
+    receipts = [f"SG{i:08d}" for i in range(12)]
+    record(store, *receipts)
+    record(store, "SGREFUSED0", reference="REFUSE")
+    backoffice.add_rule(Rule(status=400, times=100, body='{"error":"unknown invoice"}',
+                             match=lambda b: b["reference"] == "REFUSE"))
+    backoffice.add_rule(Rule(status=503, times=5))
+    backoffice.add_rule(Rule(status=500, times=2))
+    sink = http_sink(backoffice.url)
+    worker = DeliveryWorker(store, {"erp": sink}, {"erp": FAST_RETRY}, batch=4)
+    try:
+        await drain(worker, store)
+    finally:
+        await worker.close()
+
+    final = states(store)
+    assert final.pop("SGREFUSED0") == "dead"
+    assert set(final.values()) == {"delivered"}
+    # exactly once per idempotency key at the back office
+    keys = {v.idempotency_key for v in store.deliveries(state="delivered", limit=1000)}
+    assert set(backoffice.state.postings) == keys
+    assert len(backoffice.state.postings) == 12
+    # the refusal is kept with the back office's answer, not retried
+    (dead,) = store.deliveries(state="dead")
+    assert dead.attempts == 1
+    assert dead.last_status == 400
+    assert "400" in (dead.last_error or "")
+    with store.read() as conn:
+        response = conn.execute(
+            select(deliveries.c.response).where(deliveries.c.id == dead.id)
+        ).scalar_one()
+        retried = conn.execute(
+            select(attempts.c.status_code).where(attempts.c.outcome == "retry")
+        ).scalars().all()
+    assert response == '{"error":"unknown invoice"}'
+    assert sorted(retried) == [500, 500, 503, 503, 503, 503, 503]
+
+
+async def test_retry_after_is_honoured(store: Store, backoffice: BackOffice) -> None:
+    record(store, "SGTHROTTLE")
+    backoffice.add_rule(Rule(status=429, times=1, retry_after="2"))
+    worker = DeliveryWorker(store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY})
+    try:
+        assert await worker.run_once() == 1
+        (view,) = store.deliveries()
+        assert view.state == "pending"
+        assert view.last_status == 429
+        with store.read() as conn:
+            (first,) = conn.execute(select(attempts)).mappings().all()
+        wait = (view.next_attempt_at - first["finished_at"]).total_seconds()
+        assert 1.9 <= wait <= 2.5  # Retry-After: 2, not the 0.05 s backoff
+        assert await worker.run_once() == 0  # not due yet
+        await asyncio.sleep(2.1)
+        assert await worker.run_once() == 1
+    finally:
+        await worker.close()
+    assert states(store) == {"SGTHROTTLE": "delivered"}
+    assert len(backoffice.state.postings) == 1
+
+
+async def test_read_timeout_is_retried_with_the_same_key(
+    store: Store, backoffice: BackOffice
+) -> None:
+    """A timed-out request may have been posted: the retry carries the same key."""
+    record(store, "SGSLOWPOST")
+    backoffice.add_rule(Rule(status=200, times=1, delay=1.5))
+    worker = DeliveryWorker(
+        store, {"erp": http_sink(backoffice.url, read_timeout=0.3)}, {"erp": FAST_RETRY}
+    )
+    try:
+        await drain(worker, store)
+        await asyncio.sleep(1.5)  # let the slow first request finish on the server
+    finally:
+        await worker.close()
+    (view,) = store.deliveries()
+    assert view.state == "delivered"
+    assert view.attempts == 2
+    assert len(backoffice.state.postings) == 1
+    assert backoffice.state.replays == 1  # the slow original arrived second: absorbed
+
+
+async def test_unreachable_back_office_dead_letters_after_the_attempt_limit(
+    store: Store,
+) -> None:
+    record(store, "SGNOWHERE1")
+    sink = http_sink("http://127.0.0.1:9/payments")  # nothing listens on the discard port
+    policy = RetryPolicy(max_attempts=3, base=0.01, cap=0.02)
+    worker = DeliveryWorker(store, {"erp": sink}, {"erp": policy})
+    try:
+        await drain(worker, store)
+    finally:
+        await worker.close()
+    (view,) = store.deliveries()
+    assert view.state == "dead"
+    assert view.attempts == 3
+    assert (view.last_error or "").startswith("gave up after 3 attempts: connection failed")
+
+
+async def test_replay_after_fixing_the_cause(store: Store, backoffice: BackOffice) -> None:
+    record(store, "SGFIXLATER", reference="REFUSE")
+    backoffice.add_rule(Rule(status=422, times=1, match=lambda b: b["reference"] == "REFUSE"))
+    worker = DeliveryWorker(store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY},
+                            lease=timedelta(seconds=30))
+    try:
+        await drain(worker, store)
+        assert states(store) == {"SGFIXLATER": "dead"}
+        assert store.replay(dead=True) == 1
+        await drain(worker, store)
+    finally:
+        await worker.close()
+    assert states(store) == {"SGFIXLATER": "delivered"}
+    assert len(backoffice.state.postings) == 1
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    policy = RetryPolicy(max_attempts=20, base=2.0, cap=60.0)
+    delays = [policy.delay(n) for n in range(1, 10)]
+    assert 1.0 <= delays[0] <= 2.0
+    assert 4.0 <= delays[2] <= 8.0
+    assert all(d <= 60.0 for d in delays)
+    assert delays[-1] >= 30.0
+    assert policy.delay(1, retry_after=7.0) == 7.0
+    assert policy.delay(1, retry_after=7200.0) == 7200.0  # the server knows best
+    assert policy.delay(1, retry_after=10**9) == 86_400.0
