@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..store import DEFAULT_URL, Store
 
 console = Console(stderr=False)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,

@@ -10,7 +10,7 @@ import typer
 
 from ..logs import configure_logging
 from ..runtime import Runtime
-from .common import console, load_or_exit
+from .common import load_or_exit
 
 ConfigArg = Annotated[Path, typer.Option("--config", "-c", help="YAML config file.")]
 LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")]
@@ -46,8 +46,7 @@ def check_config(
 ) -> None:
     """Validate a config file; every problem is reported with its YAML path (exit 2)."""
     config = load_or_exit(path)
-    console.print(
+    typer.echo(
         f"{path}: OK — {len(config.sources)} sources, {len(config.sinks)} sinks, "
-        f"{len(config.routes)} routes",
-        highlight=False,
+        f"{len(config.routes)} routes"
     )
