@@ -10,6 +10,8 @@ ignores it, serialises writers with the immediate lock instead.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event
@@ -46,7 +48,7 @@ def _sqlite_engine(url: str) -> Engine:
         # Take transaction control away from the sqlite3 module so BEGIN is ours.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -58,6 +60,23 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL, waiting out another process doing the same on a fresh file.
+
+    SQLite answers "database is locked" at once here, without calling the busy handler,
+    when processes open a new database together (``run`` beside a CLI command).
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def read_only(engine: Engine) -> Engine:
