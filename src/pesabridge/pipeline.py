@@ -113,7 +113,7 @@ def ingest_file(
         if previous is not None:
             file_ledger.reset_counts(conn, file_id)
     summary.file_id = file_id
-    sighting = Sighting(kind="file", origin="file", file_id=file_id, file_sha256=sha)
+    sighting = Sighting(kind="file", origin="file", file_id=file_id)
 
     header: StatementHeader | None = None
     observations: list[Observation] = []
@@ -144,27 +144,27 @@ def ingest_file(
         if progress is not None:
             progress(reader.tell())
 
-    reader = path.open("rb")
     try:
-        for item in parser.parse(reader, path.name):
-            if isinstance(item, Observation):
-                observations.append(item)
-            elif isinstance(item, Reject):
-                rejects.append(item)
-            else:
-                header = item
-            if len(observations) + len(rejects) >= batch_size:
-                flush()
-        flush()
+        with path.open("rb") as reader:
+            for item in parser.parse(reader, path.name):
+                if isinstance(item, Observation):
+                    observations.append(item)
+                elif isinstance(item, Reject):
+                    rejects.append(item)
+                else:
+                    header = item
+                if len(observations) + len(rejects) >= batch_size:
+                    flush()
+            flush()
     except Exception as exc:
         # A parser must not raise on bad input; if one does, the file is failed with the
         # reason, and what was committed before stays (a re-ingest picks up the rest).
-        summary.error = f"{path.name}: {type(exc).__name__}: {exc}"
+        # First line only: a database error's text would otherwise carry whole rows.
+        detail = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ""
+        summary.error = f"{path.name}: {type(exc).__name__}: {detail}"
         with store.write() as conn:
             file_ledger.finish(conn, file_id, status="failed", now=utcnow(), error=summary.error)
         return summary
-    finally:
-        reader.close()
     with store.write() as conn:
         file_ledger.finish(conn, file_id, status="done", now=utcnow(), header=header)
     return summary

@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from ..formats.base import Observation
 from ..model import Identity, Transaction
-from .connector import insert_ignore
-from .rows import fingerprint, idempotency_key, row_transaction, transaction_row
+from .connector import allocate_ids, bind_time, bulk_insert, insert_ignore
+from .rows import fingerprint, row_transaction, to_minor
 from .schema import deliveries, discrepancies, evidence, transactions
 
 Router = Callable[[Transaction], Sequence[str]]
@@ -52,7 +53,6 @@ class Sighting:
     kind: str  # file | callback
     origin: str  # file | callback | backfill | manual
     file_id: int | None = None
-    file_sha256: str | None = None
 
 
 def record_batch(
@@ -66,31 +66,32 @@ def record_batch(
     result = RecordResult()
     if not observations:
         return result
-    existing = _existing(conn, {obs.transaction.identity for obs in observations})
+    identities = [obs.transaction.identity for obs in observations]
+    existing = _existing(conn, set(identities))
     fresh: dict[Identity, Observation] = {}
-    repeats: list[Observation] = []
-    for obs in observations:
-        identity = obs.transaction.identity
+    repeats: list[tuple[Identity, Observation]] = []
+    for identity, obs in zip(identities, observations, strict=True):
         if identity in existing or identity in fresh:
-            repeats.append(obs)
+            repeats.append((identity, obs))
         else:
             fresh[identity] = obs
 
     ids: dict[Identity, int] = {key: value[0] for key, value in existing.items()}
     if fresh:
-        ordered = sorted(fresh.values(), key=lambda o: o.transaction.identity)
+        # sorted by key: b-tree inserts land next to each other
+        ordered = sorted(fresh.items(), key=itemgetter(0))
         new_ids = _insert_new(conn, ordered, sighting, route, now)
-        for obs, txn_id in zip(ordered, new_ids, strict=True):
-            ids[obs.transaction.identity] = txn_id
-            existing[obs.transaction.identity] = (txn_id, obs.transaction)
+        for (identity, obs), txn_id in zip(ordered, new_ids, strict=True):
+            ids[identity] = txn_id
+            existing[identity] = (txn_id, obs.transaction)
         result.new = len(ordered)
         result.new_ids = new_ids
-    for obs in repeats:
-        txn_id, recorded = existing[obs.transaction.identity]
+    for identity, obs in repeats:
+        txn_id, recorded = existing[identity]
         conflict = _record_repeat(conn, txn_id, recorded, obs, sighting, now)
         result.known += 1
         result.conflicting += conflict
-    result.transaction_ids = [ids[obs.transaction.identity] for obs in observations]
+    result.transaction_ids = [ids[identity] for identity in identities]
     return result
 
 
@@ -110,8 +111,9 @@ def _existing(
 
 
 def _evidence_fingerprint(obs: Observation, sighting: Sighting) -> str:
-    if sighting.file_sha256 is not None:
-        return fingerprint("file", sighting.file_sha256, str(obs.line))
+    if sighting.file_id is not None:
+        # where, not what: the file (one ledger row per content) and the line
+        return f"file:{sighting.file_id}:{obs.line}"
     return fingerprint(sighting.kind, obs.raw)
 
 
@@ -130,42 +132,121 @@ def _evidence_row(
     }
 
 
+_TRANSACTION_COLUMNS = (
+    "id",
+    "provider",
+    "account",
+    "receipt",
+    "entry",
+    "direction",
+    "amount_minor",
+    "currency",
+    "occurred_at",
+    "msisdn",
+    "msisdn_kind",
+    "name",
+    "reference",
+    "balance_after_minor",
+    "status",
+    "related_receipt",
+    "origin",
+    "created_at",
+)
+_EVIDENCE_COLUMNS = (
+    "transaction_id",
+    "kind",
+    "source",
+    "file_id",
+    "line",
+    "fingerprint",
+    "raw",
+    "observed_at",
+)
+_DELIVERY_COLUMNS = (
+    "transaction_id",
+    "sink",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+
+
 def _insert_new(
     conn: Connection,
-    ordered: Sequence[Observation],
+    ordered: Sequence[tuple[Identity, Observation]],
     sighting: Sighting,
     route: Router,
     now: datetime,
 ) -> list[int]:
-    rows = [transaction_row(obs.transaction, origin=sighting.origin, now=now) for obs in ordered]
-    inserted = conn.execute(
-        insert(transactions).returning(transactions.c.id, sort_by_parameter_order=True), rows
-    )
-    new_ids = [row[0] for row in inserted]
-    conn.execute(
-        insert(evidence),
-        [
-            _evidence_row(obs, txn_id, sighting, now)
-            for obs, txn_id in zip(ordered, new_ids, strict=True)
-        ],
-    )
-    outbox = [
-        {
-            "transaction_id": txn_id,
-            "sink": sink,
-            "idempotency_key": idempotency_key(obs.transaction.identity, sink),
-            "state": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for obs, txn_id in zip(ordered, new_ids, strict=True)
-        for sink in route(obs.transaction)
-    ]
-    if outbox:
-        conn.execute(insert(deliveries), outbox)
-    return new_ids
+    """Insert new transactions with their first evidence and their outbox rows.
+
+    This is the path a million-row statement takes, so rows are built as tuples and
+    written with the driver's executemany (see :func:`connector.bulk_insert`).
+    """
+    ids = allocate_ids(conn, transactions, len(ordered))
+    as_time = bind_time(conn.dialect.name)
+    stamp = as_time(now)
+    origin, kind, file_id = sighting.origin, sighting.kind, sighting.file_id
+    txn_rows = []
+    evidence_rows = []
+    delivery_rows = []
+    for txn_id, (identity, obs) in zip(ids, ordered, strict=True):
+        txn = obs.transaction
+        cp = txn.counterparty
+        currency = txn.currency
+        balance = txn.balance_after
+        txn_rows.append(
+            (
+                txn_id,
+                identity[0],
+                identity[1],
+                identity[2],
+                identity[3],
+                txn.direction.value,
+                to_minor(txn.amount, currency),
+                currency,
+                as_time(txn.occurred_at),
+                cp.msisdn if cp else None,
+                cp.msisdn_kind.value if cp and cp.msisdn_kind else None,
+                cp.name if cp else None,
+                txn.reference,
+                None if balance is None else to_minor(balance, currency),
+                txn.status.value,
+                txn.related_receipt,
+                origin,
+                stamp,
+            )
+        )
+        evidence_rows.append(
+            (
+                txn_id,
+                kind,
+                obs.source,
+                file_id,
+                obs.line,
+                _evidence_fingerprint(obs, sighting),
+                obs.raw,
+                stamp,
+            )
+        )
+        for sink in route(txn):
+            delivery_rows.append(
+                (
+                    txn_id,
+                    sink,
+                    "pending",
+                    0,
+                    stamp,
+                    stamp,
+                    stamp,
+                )
+            )
+    bulk_insert(conn, transactions, _TRANSACTION_COLUMNS, txn_rows)
+    bulk_insert(conn, evidence, _EVIDENCE_COLUMNS, evidence_rows)
+    bulk_insert(conn, deliveries, _DELIVERY_COLUMNS, delivery_rows)
+    return ids
 
 
 def _record_repeat(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from ..model import Transaction
-from .rows import row_transaction
+from .rows import idempotency_key, row_transaction
 from .schema import attempts, deliveries, transactions
 
 
@@ -22,8 +22,12 @@ class Claimed:
     sink: str
     attempt: int
     """1 for the first try."""
-    idempotency_key: str
     transaction: Transaction
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key the sink sends: the same for this (transaction, sink) forever."""
+        return idempotency_key(self.transaction.identity, self.sink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ def claim(
             attempts=d.attempts + 1,
             updated_at=now,
         )
-        .returning(d.id, d.transaction_id, d.sink, d.attempts, d.idempotency_key)
+        .returning(d.id, d.transaction_id, d.sink, d.attempts)
     ).all()
     if not claimed:
         return []
@@ -86,7 +90,7 @@ def claim(
         select(transactions).where(transactions.c.id.in_([row[1] for row in claimed]))
     ).mappings()
     by_id = {row["id"]: row_transaction(row) for row in txn_rows}
-    result = [Claimed(row[0], row[1], row[2], row[3], row[4], by_id[row[1]]) for row in claimed]
+    result = [Claimed(row[0], row[1], row[2], row[3], by_id[row[1]]) for row in claimed]
     result.sort(key=lambda c: c.delivery_id)
     return result
 

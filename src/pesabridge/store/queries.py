@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ..model import Transaction
-from .rows import row_transaction
+from .rows import idempotency_key, row_transaction
 from .schema import deliveries, discrepancies, evidence, files, rejects, source_state, transactions
 
 
@@ -24,8 +24,12 @@ class DeliveryView:
     next_attempt_at: datetime
     last_status: int | None
     last_error: str | None
-    idempotency_key: str
     transaction: Transaction
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key the sink sends for this delivery."""
+        return idempotency_key(self.transaction.identity, self.sink)
 
 
 def status_counts(conn: Connection) -> dict[str, Any]:
@@ -82,7 +86,6 @@ def list_deliveries(
                 next_attempt_at=row[d.next_attempt_at],
                 last_status=row[d.last_status],
                 last_error=row[d.last_error],
-                idempotency_key=row[d.idempotency_key],
                 transaction=row_transaction({c.name: row[c] for c in transactions.c}),
             )
         )

@@ -125,7 +125,6 @@ deliveries = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("transaction_id", Id, ForeignKey("transactions.id"), nullable=False),
     Column("sink", String(100), nullable=False),
-    Column("idempotency_key", String(100), nullable=False),
     Column("state", String(16), nullable=False),  # pending | in_flight | delivered | dead
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=False),

@@ -85,7 +85,6 @@ def upgrade() -> None:
         sa.Column("id", Id, autoincrement=True, nullable=False),
         sa.Column("transaction_id", Id, nullable=False),
         sa.Column("sink", sa.String(length=100), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=100), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
