@@ -37,8 +37,16 @@ async def backoffice() -> AsyncIterator[BackOffice]:
 
 def http_sink(url: str, read_timeout: float = 5.0) -> HttpSink:
     config = parse_config(
-        {"sinks": [{"name": "erp", "type": "http", "url": url,
-                    "timeout": {"connect": 2, "read": read_timeout}}]},
+        {
+            "sinks": [
+                {
+                    "name": "erp",
+                    "type": "http",
+                    "url": url,
+                    "timeout": {"connect": 2, "read": read_timeout},
+                }
+            ]
+        },
         environ={},
     )
     return HttpSink(config.sinks[0])  # type: ignore[arg-type]
@@ -74,8 +82,14 @@ async def test_every_delivery_lands_once_despite_failures(
     receipts = [f"SG{i:08d}" for i in range(12)]
     record(store, *receipts)
     record(store, "SGREFUSED0", reference="REFUSE")
-    backoffice.add_rule(Rule(status=400, times=100, body='{"error":"unknown invoice"}',
-                             match=lambda b: b["reference"] == "REFUSE"))
+    backoffice.add_rule(
+        Rule(
+            status=400,
+            times=100,
+            body='{"error":"unknown invoice"}',
+            match=lambda b: b["reference"] == "REFUSE",
+        )
+    )
     backoffice.add_rule(Rule(status=503, times=5))
     backoffice.add_rule(Rule(status=500, times=2))
     sink = http_sink(backoffice.url)
@@ -101,9 +115,11 @@ async def test_every_delivery_lands_once_despite_failures(
         response = conn.execute(
             select(deliveries.c.response).where(deliveries.c.id == dead.id)
         ).scalar_one()
-        retried = conn.execute(
-            select(attempts.c.status_code).where(attempts.c.outcome == "retry")
-        ).scalars().all()
+        retried = (
+            conn.execute(select(attempts.c.status_code).where(attempts.c.outcome == "retry"))
+            .scalars()
+            .all()
+        )
     assert response == '{"error":"unknown invoice"}'
     assert sorted(retried) == [500, 500, 503, 503, 503, 503, 503]
 
@@ -171,8 +187,9 @@ async def test_unreachable_back_office_dead_letters_after_the_attempt_limit(
 async def test_replay_after_fixing_the_cause(store: Store, backoffice: BackOffice) -> None:
     record(store, "SGFIXLATER", reference="REFUSE")
     backoffice.add_rule(Rule(status=422, times=1, match=lambda b: b["reference"] == "REFUSE"))
-    worker = DeliveryWorker(store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY},
-                            lease=timedelta(seconds=30))
+    worker = DeliveryWorker(
+        store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY}, lease=timedelta(seconds=30)
+    )
     try:
         await drain(worker, store)
         assert states(store) == {"SGFIXLATER": "dead"}

@@ -36,7 +36,11 @@ def test_statement_ingested_once_by_content(
     shutil.copy(samples_dir / STATEMENT, path)
     first = ingest_file(store, path, route=to_erp)
     assert (first.format, first.rows_read, first.new, first.known, first.rejected) == (
-        "mpesa-statement", 12, 12, 0, 0,
+        "mpesa-statement",
+        12,
+        12,
+        0,
+        0,
     )
     assert count(store, deliveries) == 12
     again = ingest_file(store, path, route=to_erp)
@@ -69,7 +73,7 @@ def test_bad_rows_are_quarantined_and_good_rows_kept(
 ) -> None:
     lines = (samples_dir / STATEMENT).read_text(encoding="utf-8").splitlines()
     # line 12 (1-based): a date that does not exist
-    receipt, completed, rest = lines[11].split(",", 2)
+    receipt, _completed, rest = lines[11].split(",", 2)
     lines[11] = f"{receipt},31-02-2024 10:00:00,{rest}"
     broken = tmp_path / "ORG_600977_broken.csv"
     broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -97,7 +101,8 @@ def test_interrupted_ingest_resumes_without_duplicates(store: Store, tmp_path: P
         return ["erp"]
 
     failed = ingest_file(store, path, route=crash_midway, batch_size=20)
-    assert failed.error is not None and "power cut" in failed.error
+    assert failed.error is not None
+    assert "power cut" in failed.error
     assert count(store, transactions) == 20  # the first batch was committed
     with store.read() as conn:
         assert conn.execute(select(files.c.status)).scalar_one() == "failed"
@@ -108,9 +113,7 @@ def test_interrupted_ingest_resumes_without_duplicates(store: Store, tmp_path: P
     assert count(store, deliveries) == rows
     assert count(store, evidence) == rows  # the replayed first batch added no evidence
     with store.read() as conn:
-        status, new, known = conn.execute(
-            select(files.c.status, files.c.new, files.c.known)
-        ).one()
+        status, new, known = conn.execute(select(files.c.status, files.c.new, files.c.known)).one()
     assert (status, new, known) == ("done", rows - 20, 20)
 
 

@@ -19,7 +19,8 @@ from .helpers import observed, payment
 def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pesabridge", "worker", "-c", str(config)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -35,19 +36,33 @@ def wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-u
 def test_sigkilled_worker_loses_nothing(db_url: str, tmp_path: Path) -> None:
     store = Store.open(db_url)
     receipts = [f"SGKILL{i:04d}" for i in range(20)]
-    store.record([observed(payment(r)) for r in receipts], Sighting("callback", "callback"),
-                 lambda _t: ["erp"])
+    store.record(
+        [observed(payment(r)) for r in receipts],
+        Sighting("callback", "callback"),
+        lambda _t: ["erp"],
+    )
     log = tmp_path / "worker.log"
     with BackOfficeThread() as backoffice:
         slow = Rule(status=200, times=10_000, delay=1.0)
         backoffice.add_rule(slow)
         config = tmp_path / "pesabridge.yaml"
-        config.write_text(json.dumps({
-            "database": db_url,
-            "worker": {"batch": 5, "lease_seconds": 2, "poll_interval": 0.1},
-            "sinks": [{"name": "erp", "type": "http", "url": backoffice.url,
-                       "backoff_base": 0.1, "timeout": {"connect": 1, "read": 1.5}}],
-        }))
+        config.write_text(
+            json.dumps(
+                {
+                    "database": db_url,
+                    "worker": {"batch": 5, "lease_seconds": 2, "poll_interval": 0.1},
+                    "sinks": [
+                        {
+                            "name": "erp",
+                            "type": "http",
+                            "url": backoffice.url,
+                            "backoff_base": 0.1,
+                            "timeout": {"connect": 1, "read": 1.5},
+                        }
+                    ],
+                }
+            )
+        )
         first = start_worker(config, log)
         try:
             wait_for(lambda: backoffice.state.requests >= 3, 20, "the first worker's requests")
@@ -61,7 +76,8 @@ def test_sigkilled_worker_loses_nothing(db_url: str, tmp_path: Path) -> None:
         try:
             wait_for(
                 lambda: store.status()["deliveries"]["erp"] == {"delivered": 20},
-                60, "every delivery to be delivered",
+                60,
+                "every delivery to be delivered",
             )
         finally:
             second.send_signal(signal.SIGTERM)

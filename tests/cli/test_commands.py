@@ -22,11 +22,17 @@ PARSE_CASES = [
 ]
 
 
-def pesabridge(*args: str, cwd: Path, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def pesabridge(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pesabridge", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})}, check=False,
+        [sys.executable, "-m", "pesabridge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
     )
 
 
@@ -43,8 +49,9 @@ def key(obj: dict[str, object]) -> str:
 def test_parse_prints_exactly_the_expected_transactions(
     samples_dir: Path, tmp_path: Path, fmt: str, sample: str, auto: bool
 ) -> None:
-    result = pesabridge("parse", "--format", "auto" if auto else fmt,
-                        str(samples_dir / sample), cwd=tmp_path)
+    result = pesabridge(
+        "parse", "--format", "auto" if auto else fmt, str(samples_dir / sample), cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     expected = lines_as_json((samples_dir / "expected" / f"{sample}.jsonl").read_text())
@@ -66,8 +73,12 @@ def test_parse_rejects_go_to_stderr_and_exit_1(samples_dir: Path, tmp_path: Path
 
 
 def test_parse_usage_errors_exit_2(samples_dir: Path, tmp_path: Path) -> None:
-    assert pesabridge("parse", "--format", "nope", str(samples_dir / STATEMENT),
-                      cwd=tmp_path).returncode == 2
+    assert (
+        pesabridge(
+            "parse", "--format", "nope", str(samples_dir / STATEMENT), cwd=tmp_path
+        ).returncode
+        == 2
+    )
     assert pesabridge("parse", str(tmp_path / "missing.csv"), cwd=tmp_path).returncode == 2
     assert pesabridge("parse", cwd=tmp_path).returncode == 2
 
@@ -112,8 +123,16 @@ def test_ingest_with_a_config_routes_to_its_sinks(samples_dir: Path, tmp_path: P
 
 
 def test_demo_once_delivers_everything_exactly_once(tmp_path: Path) -> None:
-    result = pesabridge("demo", "--once", "--port", "0", "--workdir", str(tmp_path / "demo"),
-                        cwd=tmp_path, timeout=180)
+    result = pesabridge(
+        "demo",
+        "--once",
+        "--port",
+        "0",
+        "--workdir",
+        str(tmp_path / "demo"),
+        cwd=tmp_path,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "everything delivered exactly once" in result.stdout
     assert "yes" in result.stdout

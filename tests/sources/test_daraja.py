@@ -40,10 +40,14 @@ async def runtime(store: Store) -> AsyncIterator[Runtime]:
 
 
 async def post(runtime: Runtime, path: str, body: bytes) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as client, client.post(
-        f"http://127.0.0.1:{runtime.port}{path}", data=body,
-        headers={"Content-Type": "application/json"},
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(
+            f"http://127.0.0.1:{runtime.port}{path}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
         return response.status, await response.json()
 
 

@@ -18,8 +18,9 @@ STATEMENT = "mpesa-statement/ORG_600977_Utility Account_Completed_20240507070000
 def folder_source(store: Store, inbox: Path, stable_for: float = 5.0) -> FolderSource:
     config = parse_config(
         {
-            "sources": [{"name": "inbox", "type": "folder", "path": str(inbox),
-                         "stable_for": stable_for}],
+            "sources": [
+                {"name": "inbox", "type": "folder", "path": str(inbox), "stable_for": stable_for}
+            ],
             "sinks": [{"name": "erp", "type": "http", "url": "http://127.0.0.1:9/x"}],
             "routes": [{"from": ["inbox"], "to": ["erp"], "entries": ["payment"]}],
         },
@@ -50,7 +51,8 @@ def test_file_taken_only_after_it_stops_changing(
     # only payments are routed to the sink here (entries: [payment])
     assert store.status()["deliveries"]["erp"] == {"pending": 5}
     (state,) = store.status()["sources"]
-    assert state["name"] == "inbox" and state["last_success_at"] is not None
+    assert state["name"] == "inbox"
+    assert state["last_success_at"] is not None
 
 
 def test_same_file_dropped_again_under_another_name_is_not_ingested_twice(
