@@ -327,6 +327,7 @@ def test_concurrent_claimers_in_threads_never_share_a_leased_row(store: Store) -
             barrier.wait()
             while batch := store.claim(name, limit=5, lease=LONG):
                 claims[name].extend(c.delivery_id for c in batch)
+                time.sleep(0.005)  # a worker delivering: the others get their turn
         except BaseException as exc:
             errors.append(exc)
 
