@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pesabridge.formats.base import Observation
-from pesabridge.model import Counterparty, Transaction
+from pesabridge.model import EAT, Counterparty, Direction, Entry, Transaction
 
 BASE_TIME = datetime(2024, 5, 6, 9, 0, tzinfo=UTC)
+
+
+def txn(receipt: str = "SLK4H7R2PQ", **changes: Any) -> Transaction:
+    """A completed paybill payment; any field can be overridden by keyword."""
+    fields: dict[str, Any] = {
+        "provider": "mpesa",
+        "account": "600100",
+        "receipt": receipt,
+        "entry": Entry.PAYMENT,
+        "direction": Direction.CREDIT,
+        "amount": Decimal("1500.00"),
+        "currency": "KES",
+        "occurred_at": datetime(2024, 5, 6, 21, 5, 59, tzinfo=EAT),
+        "counterparty": Counterparty(msisdn="254712345678", name="JANE WANJIKU"),
+        "reference": "INV-1001",
+    }
+    fields.update(changes)
+    return Transaction(**fields)
 
 
 def payment(

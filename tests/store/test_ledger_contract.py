@@ -20,29 +20,14 @@ from pesabridge.store import files as file_ledger
 from pesabridge.store.queries import transaction_by_identity
 from pesabridge.store.schema import deliveries, discrepancies, evidence, transactions
 
+from ..helpers import txn
+
 CALLBACK = Sighting(kind="callback", origin="callback")
 HASH = "3f7a9c0e5b2d4f6a8c1e3b5d7f9a0c2e4b6d8f1a3c5e7b9d0f2a4c6e8b1d3f5a"
 
 
 def to_erp(_txn: Transaction) -> Sequence[str]:
     return ["erp"]
-
-
-def txn(receipt: str = "SLK4H7R2PQ", **changes: Any) -> Transaction:
-    fields: dict[str, Any] = {
-        "provider": "mpesa",
-        "account": "600100",
-        "receipt": receipt,
-        "entry": Entry.PAYMENT,
-        "direction": Direction.CREDIT,
-        "amount": Decimal("1500.00"),
-        "currency": "KES",
-        "occurred_at": datetime(2024, 5, 6, 21, 5, 59, tzinfo=EAT),
-        "counterparty": Counterparty(msisdn="254712345678", name="JANE WANJIKU"),
-        "reference": "INV-1001",
-    }
-    fields.update(changes)
-    return Transaction(**fields)
 
 
 def callback(t: Transaction, request_id: str = "req-1") -> Observation:

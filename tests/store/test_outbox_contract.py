@@ -10,37 +10,21 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from pesabridge.formats.base import Observation
-from pesabridge.model import EAT, Counterparty, Direction, Entry, Transaction
+from pesabridge.model import EAT
 from pesabridge.store import AttemptRecord, Claimed, Sighting, Store, utcnow
 from pesabridge.store import outbox as outbox_module
 from pesabridge.store.schema import attempts, deliveries
 
+from ..helpers import txn
+
 CALLBACK = Sighting(kind="callback", origin="callback")
 LONG = timedelta(minutes=10)
-
-
-def txn(receipt: str, **changes: Any) -> Transaction:
-    fields: dict[str, Any] = {
-        "provider": "mpesa",
-        "account": "600100",
-        "receipt": receipt,
-        "entry": Entry.PAYMENT,
-        "direction": Direction.CREDIT,
-        "amount": Decimal("1500.00"),
-        "currency": "KES",
-        "occurred_at": datetime(2024, 5, 6, 21, 5, 59, tzinfo=EAT),
-        "counterparty": Counterparty(msisdn="254712345678", name="JANE WANJIKU"),
-        "reference": "INV-1001",
-    }
-    fields.update(changes)
-    return Transaction(**fields)
 
 
 def seed(store: Store, n: int, sinks: Sequence[str] = ("erp",), prefix: str = "SLK") -> list[int]:
@@ -341,7 +325,8 @@ def test_concurrent_claimers_in_threads_never_share_a_leased_row(store: Store) -
     every = [d for claimed in claims.values() for d in claimed]
     assert [d for d, n in Counter(every).items() if n > 1] == []
     assert len(every) == 240
-    assert sum(1 for claimed in claims.values() if claimed) >= 2  # they did run side by side
+    if store.dialect == "postgresql":  # SQLite's busy wait may let one thread take them all
+        assert sum(1 for claimed in claims.values() if claimed) >= 2  # side by side
 
 
 def test_threads_claiming_and_finishing_deliver_each_row_once(store: Store) -> None:
@@ -444,7 +429,8 @@ def test_claimers_in_separate_processes_never_share_a_row(store: Store) -> None:
     assert [d for d, n in Counter(every).items() if n > 1] == []
     assert len(every) == 300
     assert all(report["refused"] == [] for report in reports)
-    assert sum(1 for report in reports if report["claimed"]) >= 2
+    if store.dialect == "postgresql":  # SQLite's busy wait may let one process take them all
+        assert sum(1 for report in reports if report["claimed"]) >= 2
     assert store.status()["deliveries"] == {"erp": {"delivered": 150}, "bank": {"delivered": 150}}
     with store.read() as conn:
         numbers = [r.number for r in conn.execute(select(attempts.c.number))]
