@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation
@@ -259,31 +260,52 @@ class Transaction:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Transaction:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, data: Mapping[str, Any]) -> Transaction:
+        """Inverse of :meth:`to_dict`: ``from_dict(t.to_dict()) == t`` for every ``t``.
+
+        Amounts and balances are read from strings (``"250.00"``), ints or ``Decimal``
+        (``json.loads(..., parse_float=Decimal)``), never from floats. Keys the contract
+        does not know are ignored. Anything missing or wrong raises
+        :class:`~pesabridge.errors.InvalidValue` whose ``field`` is the key's path
+        (``amount``, ``counterparty.msisdn_kind``).
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidValue("(top)", f"must be an object, not {_json_type(data)}")
         cp = data.get("counterparty")
-        occurred = data.get("occurred_at")
-        balance = data.get("balance_after")
-        return cls(
-            provider=data["provider"],
-            account=data.get("account"),
-            receipt=data["receipt"],
-            entry=Entry(data["entry"]),
-            direction=Direction(data["direction"]),
-            amount=Decimal(data["amount"]),
-            currency=data["currency"],
-            occurred_at=parse_utc(occurred) if occurred else None,
-            counterparty=Counterparty(
-                msisdn=cp.get("msisdn"),
-                msisdn_kind=MsisdnKind(cp["msisdn_kind"]) if cp.get("msisdn_kind") else None,
-                name=cp.get("name"),
+        counterparty: Counterparty | None = None
+        if cp:  # null or {}: no counterparty
+            if not isinstance(cp, Mapping):
+                raise InvalidValue(
+                    "counterparty", f"must be an object or null, not {_json_type(cp)}"
+                )
+            kind = _optional_text(cp, "msisdn_kind", "counterparty.")
+            counterparty = Counterparty(
+                msisdn=_optional_text(cp, "msisdn", "counterparty."),
+                msisdn_kind=None
+                if not kind
+                else _enum(MsisdnKind, kind, "counterparty.msisdn_kind"),
+                name=_optional_text(cp, "name", "counterparty."),
             )
-            if cp
-            else None,
-            reference=data.get("reference"),
-            balance_after=None if balance is None else Decimal(balance),
-            status=Status(data.get("status", "completed")),
-            related_receipt=data.get("related_receipt"),
+        occurred = _optional_text(data, "occurred_at")
+        balance = data.get("balance_after")
+        status = _optional_text(data, "status")
+        amount = _decimal(data.get("amount"), "amount")
+        if amount is None:
+            raise InvalidValue("amount", "is missing")
+        return cls(
+            provider=_required_text(data, "provider"),
+            account=_optional_text(data, "account"),
+            receipt=_required_text(data, "receipt"),
+            entry=_enum(Entry, _required_text(data, "entry"), "entry"),
+            direction=_enum(Direction, _required_text(data, "direction"), "direction"),
+            amount=amount,
+            currency=_required_text(data, "currency"),
+            occurred_at=parse_utc(occurred) if occurred else None,
+            counterparty=counterparty,
+            reference=_optional_text(data, "reference"),
+            balance_after=_decimal(balance, "balance_after"),
+            status=Status.COMPLETED if status is None else _enum(Status, status, "status"),
+            related_receipt=_optional_text(data, "related_receipt"),
         )
 
     def differences(self, other: Transaction) -> dict[str, tuple[Any, Any]]:
@@ -327,6 +349,61 @@ def _enum(kind: type[_E], value: object, field_name: str) -> _E:
         raise InvalidValue(field_name, f"{value!r} is not one of {allowed}") from None
 
 
+def _optional_text(data: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidValue(prefix + key, f"must be a string or null, not {_json_type(value)}")
+
+
+def _required_text(data: Mapping[str, Any], key: str) -> str:
+    if key not in data or data[key] is None:
+        raise InvalidValue(key, "is missing")
+    value = data[key]
+    if not isinstance(value, str):
+        raise InvalidValue(key, f"must be a string, not {_json_type(value)}")
+    return value
+
+
+def _decimal(value: object, field_name: str) -> Decimal | None:
+    """A money value from a string, an int or a Decimal; floats are refused (inexact)."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidValue(field_name, f"{value!r} is not a number") from None
+    elif isinstance(value, float):
+        raise InvalidValue(field_name, f"{value!r} is a float; write amounts as strings")
+    else:
+        raise InvalidValue(field_name, f"must be a string, not {_json_type(value)}")
+    if not number.is_finite():
+        raise InvalidValue(field_name, f"{value!r} is not a number")
+    return number
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float | Decimal):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
 def format_utc(moment: datetime | None) -> str | None:
     """``2024-05-06T18:05:59Z`` (microseconds kept only when present)."""
     if moment is None:
@@ -336,8 +413,15 @@ def format_utc(moment: datetime | None) -> str | None:
 
 
 def parse_utc(text: str) -> datetime:
-    """Read an ISO 8601 time with an offset or ``Z``; refuse a naive one."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """Read an ISO 8601 time with an offset or ``Z``; refuse a naive one.
+
+    Raises :class:`~pesabridge.errors.InvalidValue` (a ``ValueError``) for text that is
+    not an ISO 8601 time.
+    """
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValue("occurred_at", f"{text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise InvalidValue("occurred_at", f"{text!r} has no time zone")
     return moment.astimezone(UTC)
