@@ -8,16 +8,18 @@ its evidence fingerprint, so nothing is duplicated and nothing is lost.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection
 
 from .errors import UnknownFormat
 from .formats import Observation, Reject, StatementHeader, detect_format, get_parser
 from .formats.base import Parser
+from .formats.registry import FormatOptionsError
 from .store import RecordResult, Router, Sighting, Store, utcnow
 from .store import files as file_ledger
 
@@ -60,10 +62,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def choose_parser(path: Path, fmt: str) -> Parser:
-    """The parser for ``fmt``, or the one that recognises the file when ``fmt`` is auto."""
+def choose_parser(path: Path, fmt: str, format_options: Mapping[str, Any] | None = None) -> Parser:
+    """The parser for ``fmt``, or the one that recognises the file when ``fmt`` is auto.
+
+    ``format_options`` configure a named format (see :func:`~pesabridge.formats.get_parser`);
+    options that are not valid raise :class:`FormatOptionsError` (a ``ConfigError`` and
+    an ``UnknownFormat``).
+    """
     if fmt != "auto":
-        return get_parser(fmt)
+        return get_parser(fmt, format_options)
+    if format_options:
+        raise FormatOptionsError(["format_options: given with format auto; name the format"])
     with path.open("rb") as stream:
         head = stream.read(SNIFF_BYTES)
     parser = detect_format(head, path.name)
@@ -82,6 +91,7 @@ def ingest_file(
     progress: ProgressCallback | None = None,
     force: bool = False,
     batch_size: int = BATCH_SIZE,
+    format_options: Mapping[str, Any] | None = None,
 ) -> IngestSummary:
     """Ingest one statement file into the ledger; see the module docstring."""
     summary = IngestSummary(name=path.name)
@@ -94,7 +104,7 @@ def ingest_file(
             summary.file_id = previous.id
             return summary
         try:
-            parser = choose_parser(path, fmt)
+            parser = choose_parser(path, fmt, format_options)
         except UnknownFormat as exc:
             summary.error = str(exc)
             return summary
