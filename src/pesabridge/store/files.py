@@ -182,3 +182,12 @@ def _record(row: Any) -> FileRecord:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
+
+
+def set_origin(
+    conn: Connection, file_id: int, *, path: str, size: int, mtime: datetime | None
+) -> None:
+    """Record where a fetched file came from (its remote path, size and mtime there)."""
+    conn.execute(
+        update(files).where(files.c.id == file_id).values(path=path, size=size, mtime=mtime)
+    )

@@ -155,6 +155,26 @@ attempts = Table(
     Column("response", Text),
 )
 
+remote_files = Table(
+    # Every file a file source saw, keyed by where it was and what it looked like (its
+    # path, size and mtime at the source); linked to the file ledger's content row. A
+    # key already here is never fetched again; a changed file has a new key.
+    "remote_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("sha256", String(64)),
+    Column("file_id", Id, ForeignKey("files.id")),
+    Column("status", String(16), nullable=False),  # fetching | done | skipped | failed
+    Column("reason", Text),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "path", "size", "mtime_ns"),
+)
+
 source_state = Table(
     "source_state",
     metadata,
