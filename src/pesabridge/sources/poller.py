@@ -39,6 +39,9 @@ from pydantic import ByteSize, Field, SecretStr, model_validator
 
 from ..aio import wait_or_stop
 from ..config import ComponentConfig
+from ..errors import UnknownFormat
+from ..formats import get_parser
+from ..formats.registry import FormatOptionsError
 from ..pipeline import IngestSummary, ingest_file
 from ..store import files as file_ledger
 from ..store import remote as remote_ledger
@@ -86,6 +89,22 @@ class FileSourceConfig(ComponentConfig):
         for marker in self.done_markers:
             if not marker or "/" in marker:
                 raise ValueError(f"done_markers: {marker!r} is not a file name suffix")
+        return self
+
+    @model_validator(mode="after")
+    def _format_options_valid(self) -> FileSourceConfig:
+        # Checked when the config is loaded: bad options are a configuration error, not a
+        # reason to fail (and never retry) every file the source sees.
+        if self.format == "auto":
+            if self.format_options:
+                raise ValueError("format_options: given with format auto; name the format")
+            return self
+        try:
+            get_parser(self.format, self.format_options or None)
+        except FormatOptionsError as exc:
+            raise ValueError("; ".join(exc.problems)) from None
+        except UnknownFormat as exc:
+            raise ValueError(f"format: {exc}") from None
         return self
 
 
@@ -226,14 +245,6 @@ class FilePoller:
         self._watch: dict[str, tuple[tuple[int, int], float]] = {}
         self._final: set[RemoteKey] = set()  # known and left where they are
         self._cleanup_failed: set[RemoteKey] = set()
-        if config.format_options:
-            # TODO(format_options): pass to ingest_file(format_options=...) once the
-            # pipeline takes it (parser options are being added concurrently).
-            log.warning(
-                "format_options are not applied yet by this version",
-                source=self.name,
-                options=sorted(config.format_options),
-            )
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -534,8 +545,6 @@ class FilePoller:
 
     def _ingest(self, local: Path, entry: RemoteEntry, observer: Observer) -> IngestSummary:
         total = local.stat().st_size
-        # TODO(format_options): add format_options=self.config.format_options once
-        # pipeline.ingest_file accepts it.
         return ingest_file(
             self.context.store,
             local,
@@ -543,6 +552,7 @@ class FilePoller:
             source=self.name,
             route=self._route,
             progress=lambda done: observer.ingesting(entry, done, total),
+            format_options=self.config.format_options or None,
         )
 
     # -- running ----------------------------------------------------------------------
