@@ -22,6 +22,7 @@ _PARSERS: dict[str, str] = {
     "mpesa-statement": "pesabridge.formats.mpesa_statement:MpesaStatementParser",
     "daraja-c2b": "pesabridge.formats.daraja_c2b:DarajaC2BParser",
     "jsonl": "pesabridge.formats.jsonl:JsonLinesParser",
+    "delimited": "pesabridge.formats.delimited:DelimitedParser",
 }
 
 _cache: dict[str, Parser] = {}
