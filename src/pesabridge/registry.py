@@ -14,6 +14,9 @@ from pydantic import BaseModel
 
 SOURCES: dict[str, str] = {
     "folder": "pesabridge.sources.folder:FolderSource",
+    "ftp": "pesabridge.sources.ftp:FtpSource",
+    "ftps": "pesabridge.sources.ftp:FtpsSource",
+    "sftp": "pesabridge.sources.sftp:SftpSource",
     "daraja-c2b": "pesabridge.sources.daraja:DarajaC2BSource",
 }
 

@@ -266,7 +266,7 @@ class FilePoller:
     def plan(self, session: RemoteSession, now: float | None = None) -> list[Planned]:
         """Look at the server and say, for each wanted file, what this poll does."""
         now = time.monotonic() if now is None else now
-        entries = session.list(self.root, self.config.recursive, self._skip_dirs())
+        entries = session.list_files(self.root, self.config.recursive, self._skip_dirs())
         markers: dict[str, RemoteEntry] = {}
         data: list[RemoteEntry] = []
         for entry in entries:
@@ -529,6 +529,13 @@ class FilePoller:
             log.info("resuming download", source=self.name, file=entry.display, offset=offset)
         session.download(entry, part, offset, lambda done: observer.downloading(entry, done))
         got = part.stat().st_size
+        if self.verify_size and got < entry.size:
+            # A transfer that ended early (even one the server called complete): keep
+            # what arrived; the next poll resumes from here.
+            raise RemoteUnavailable(
+                f"{entry.display}: download ended at {got} of {entry.size} bytes; "
+                "it resumes at the next poll"
+            )
         if self.verify_size and got != entry.size:
             part.unlink(missing_ok=True)
             self._watch.pop(entry.path, None)

@@ -65,7 +65,7 @@ class RemoteEntry:
 class RemoteSession(Protocol):
     """One connection to a server."""
 
-    def list(self, root: str, recursive: bool, skip: Sequence[str]) -> list[RemoteEntry]:
+    def list_files(self, root: str, recursive: bool, skip: Sequence[str]) -> list[RemoteEntry]:
         """Regular files under ``root`` (``skip``: folders never descended into)."""
         ...
 
@@ -136,7 +136,7 @@ class LocalFS:
         self.root.mkdir(parents=True, exist_ok=True)
         yield self
 
-    def list(self, root: str, recursive: bool, skip: Sequence[str]) -> list[RemoteEntry]:
+    def list_files(self, root: str, recursive: bool, skip: Sequence[str]) -> list[RemoteEntry]:
         skipped = {os.path.normpath(s) for s in skip}
         found: list[RemoteEntry] = []
         folders = [root]
