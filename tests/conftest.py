@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 
 from pesabridge.store import Store
 
+from .fixtures import servers
+
 PG_URL = os.environ.get(
     "PESABRIDGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -105,3 +107,30 @@ def store(db_url: str) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+# -- file servers (FTP, FTPS, SFTP) for the file-source tests ----------------------------
+
+
+@pytest.fixture
+def ftp_server(tmp_path: Path) -> Iterator[servers.FileServer]:
+    """A real FTP server (pyftpdlib) serving ``tmp_path / "ftp-root"``."""
+    root = tmp_path / "ftp-root"
+    root.mkdir()
+    yield from servers.ftp_server(root, tmp_path)
+
+
+@pytest.fixture
+def ftps_server(tmp_path: Path) -> Iterator[servers.FileServer]:
+    """A real FTPS server (explicit TLS, self-signed certificate)."""
+    root = tmp_path / "ftps-root"
+    root.mkdir()
+    yield from servers.ftp_server(root, tmp_path, tls=True)
+
+
+@pytest.fixture
+def sftp_server(tmp_path: Path) -> Iterator[servers.FileServer]:
+    """A real SFTP server (asyncssh) chrooted to ``tmp_path / "sftp-root"``."""
+    root = tmp_path / "sftp-root"
+    root.mkdir()
+    yield from servers.sftp_server(root, tmp_path)
