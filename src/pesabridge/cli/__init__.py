@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from .files import fetch, files
 from .ingest import ingest
 from .ops import deliveries, replay, status
 from .parse import parse
@@ -36,6 +37,8 @@ def _main(
 
 app.command()(parse)
 app.command()(ingest)
+app.command()(fetch)
+app.command()(files)
 app.command()(status)
 app.command()(deliveries)
 app.command()(replay)
