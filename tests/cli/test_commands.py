@@ -136,3 +136,44 @@ def test_demo_once_delivers_everything_exactly_once(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "everything delivered exactly once" in result.stdout
     assert "yes" in result.stdout
+
+
+def test_parse_delimited_with_format_options(tmp_path: Path) -> None:
+    export = tmp_path / "airtel.csv"
+    export.write_text(
+        "Trans ID,Date,Amount,Status,MSISDN,Reference\n"
+        "MP240506.1,2024-05-06 10:00:00,5000,TS,256700000001,INV-1\n"
+        "MP240506.2,2024-05-06 10:05:00,-1500,TS,256700000002,\n"
+    )
+    options = tmp_path / "airtel.yaml"
+    options.write_text(
+        "provider: airtel\ncurrency: UGX\ntimezone: Africa/Kampala\n"
+        "time_format: '%Y-%m-%d %H:%M:%S'\nstatus_values: {TS: completed}\n"
+        "columns: {receipt: Trans ID, time: Date, amount: Amount, status: Status,"
+        " msisdn: MSISDN, reference: Reference}\n"
+    )
+    result = pesabridge(
+        "parse",
+        "--format",
+        "delimited",
+        "--format-options",
+        str(options),
+        str(export),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = lines_as_json(result.stdout)
+    assert (first["amount"], first["currency"], first["direction"]) == ("5000", "UGX", "credit")
+    assert first["occurred_at"] == "2024-05-06T07:00:00Z"
+    assert (second["amount"], second["direction"]) == ("1500", "debit")
+    missing = pesabridge(
+        "parse",
+        "--format",
+        "delimited",
+        "--format-options",
+        "{provider: airtel}",
+        str(export),
+        cwd=tmp_path,
+    )
+    assert missing.returncode == 2
+    assert "format_options.columns" in missing.stderr

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 
 from ..config import Config, load_config
@@ -28,6 +29,34 @@ DbOption = Annotated[
         "Default: $PESABRIDGE_DB, the config's database, or sqlite:///pesabridge.db.",
     ),
 ]
+
+
+FormatOptionsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format-options",
+        help="Options of the format (e.g. the column mapping of 'delimited'): a YAML/JSON "
+        "file, or inline YAML/JSON.",
+        show_default=False,
+    ),
+]
+
+
+def read_format_options(value: str | None) -> dict[str, Any] | None:
+    """``--format-options``: a file's content or the text itself, as a mapping."""
+    if value is None:
+        return None
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if path.is_file() else value
+    try:
+        options = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        errors.print(f"--format-options: not valid YAML or JSON: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if not isinstance(options, dict):
+        errors.print("--format-options: must be a mapping (key: value ...)")
+        raise typer.Exit(2)
+    return options
 
 
 def load_or_exit(path: Path) -> Config:

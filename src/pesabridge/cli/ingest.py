@@ -9,26 +9,37 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
 from rich.table import Table
 
-from ..config import Config
+from ..config import ComponentConfig, Config
 from ..pipeline import IngestSummary, ingest_file
 from ..routing import Routing, no_route
 from ..store import Router
-from .common import ConfigOption, DbOption, console, errors, open_store
+from .common import (
+    ConfigOption,
+    DbOption,
+    FormatOptionsOption,
+    console,
+    errors,
+    open_store,
+    read_format_options,
+)
 
 
-def _router(config: Config | None, source: str | None) -> tuple[str, Router]:
+def _router(
+    config: Config | None, source: str | None
+) -> tuple[str, Router, ComponentConfig | None]:
     if config is None:
-        return source or "cli", no_route
-    file_sources = [s.name for s in config.sources if not s.type.startswith("daraja")]
+        return source or "cli", no_route, None
+    file_sources = [s.name for s in config.sources if hasattr(s, "format")]
     if source is None and len(file_sources) == 1:
         source = file_sources[0]
     if source is None:
         errors.print("no --source given: transactions are recorded but routed to no sink")
-        return "cli", no_route
-    if source not in {s.name for s in config.sources}:
+        return "cli", no_route, None
+    section = next((s for s in config.sources if s.name == source), None)
+    if section is None:
         errors.print(f"no source named {source!r} in the config")
         raise typer.Exit(2)
-    return source, Routing(config.routes).router_for(source)
+    return source, Routing(config.routes).router_for(source), section
 
 
 def ingest(
@@ -43,13 +54,19 @@ def ingest(
             "(its routes decide the sinks)."
         ),
     ] = None,
+    format_options: FormatOptionsOption = None,
     force: Annotated[
         bool, typer.Option(help="Read a file again even if already ingested.")
     ] = False,
 ) -> None:
     """Record statement files in the ledger; each file once, by content."""
     store, config = open_store(db, config_path)
-    source_name, route = _router(config, source)
+    source_name, route, section = _router(config, source)
+    options = read_format_options(format_options)
+    if section is not None and fmt == "auto" and options is None:
+        # the files are treated as this source's: read them as it would
+        fmt = getattr(section, "format", "auto")
+        options = getattr(section, "format_options", None) or None
     summaries: list[IngestSummary] = []
     try:
         for path in files:
@@ -77,6 +94,7 @@ def ingest(
                     source=source_name,
                     route=route,
                     force=force,
+                    format_options=options,
                     progress=advance,
                 )
             summaries.append(summary)

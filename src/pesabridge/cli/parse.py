@@ -11,8 +11,9 @@ import typer
 
 from ..errors import UnknownFormat
 from ..formats import Observation, Reject, format_names
+from ..formats.registry import FormatOptionsError
 from ..pipeline import choose_parser
-from .common import errors
+from .common import FormatOptionsOption, errors, read_format_options
 
 
 def parse(
@@ -20,6 +21,7 @@ def parse(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="Format name, or auto to recognise each file.")
     ] = "auto",
+    format_options: FormatOptionsOption = None,
 ) -> None:
     """Parse files and print one JSON transaction per line; rejects go to stderr.
 
@@ -28,6 +30,7 @@ def parse(
     if fmt != "auto" and fmt not in format_names():
         errors.print(f"unknown format {fmt!r}; known: {', '.join([*format_names(), 'auto'])}")
         raise typer.Exit(2)
+    options = read_format_options(format_options)
     rejected = 0
     out = sys.stdout
     for path in files:
@@ -35,7 +38,11 @@ def parse(
             errors.print(f"{path}: no such file", highlight=False)
             raise typer.Exit(2)
         try:
-            parser = choose_parser(path, fmt)
+            parser = choose_parser(path, fmt, options)
+        except FormatOptionsError as exc:
+            for problem in exc.problems:
+                errors.print(problem, highlight=False, markup=False)
+            raise typer.Exit(2) from None
         except UnknownFormat as exc:
             errors.print(str(exc), highlight=False)
             raise typer.Exit(2) from None
