@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
+from typing import Any, ClassVar
 
 from ..model import Transaction
+from .base import MessageContext
 
 
 def canonical_json(txn: Transaction, *, idempotency_key: str) -> bytes:
@@ -15,3 +18,39 @@ def canonical_json(txn: Transaction, *, idempotency_key: str) -> bytes:
     """
     body = {"idempotency_key": idempotency_key, **txn.to_dict()}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def transaction_json(txn: Transaction) -> bytes:
+    """The transaction alone, compact, exactly the ``parse`` contract (no delivery data)."""
+    return json.dumps(txn.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+SCHEMA_RESOURCE = "schemas/transaction.schema.json"
+"""The canonical JSON's JSON Schema, shipped in the package (``schema()`` reads it)."""
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema every ``parse`` line and every ``json`` encoder output satisfies."""
+    text = (resources.files(__package__) / SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+class JsonEncoder:
+    """Canonical JSON per transaction: :func:`canonical_json` when the context carries an
+    idempotency key (what the HTTP sink posts), else the bare ``parse`` object, so
+    ``transform --to json`` output is JSON Lines the ``jsonl`` format reads back."""
+
+    name: ClassVar[str] = "json"
+    media_type: ClassVar[str] = "application/json"
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            from .options import problem
+
+            raise problem(f"the json encoder takes no options (given: {', '.join(options)})")
+
+    def encode(self, txn: Transaction, context: MessageContext) -> bytes:
+        if context.idempotency_key:
+            return canonical_json(txn, idempotency_key=context.idempotency_key)
+        return transaction_json(txn)
