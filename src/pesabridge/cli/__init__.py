@@ -10,6 +10,7 @@ from .ingest import ingest
 from .ops import deliveries, replay, status
 from .parse import parse
 from .run import check_config, run, serve, worker
+from .transform import iso8583_app, transform
 
 app = typer.Typer(
     name="pesabridge",
@@ -46,6 +47,8 @@ app.command()(run)
 app.command()(serve)
 app.command()(worker)
 app.command("check-config")(check_config)
+app.command()(transform)
+app.add_typer(iso8583_app, name="iso8583")
 
 
 def _register_demo() -> None:
