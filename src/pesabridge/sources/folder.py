@@ -19,7 +19,8 @@ from pydantic import Field
 
 from ..config import ComponentConfig
 from .base import SourceContext
-from .poller import DEFAULT_INCLUDE, Disposition, FilePoller, FileSourceConfig
+from .file_config import DEFAULT_INCLUDE, FileSourceConfig
+from .poller import Disposition, FilePoller
 from .remotefs import LocalFS
 
 

@@ -24,7 +24,8 @@ import structlog
 
 from ..config import ComponentConfig
 from .base import SourceContext
-from .poller import FilePoller, RemoteSourceConfig, default_work_dir, remote_disposition
+from .file_config import RemoteSourceConfig
+from .poller import FilePoller, default_work_dir, remote_disposition
 from .remotefs import (
     Progress,
     RemoteConfigError,

@@ -26,7 +26,8 @@ from pydantic import SecretStr, model_validator
 
 from ..config import ComponentConfig
 from .base import SourceContext
-from .poller import FilePoller, RemoteSourceConfig, default_work_dir, remote_disposition
+from .file_config import RemoteSourceConfig
+from .poller import FilePoller, default_work_dir, remote_disposition
 from .remotefs import (
     Progress,
     RemoteConfigError,
