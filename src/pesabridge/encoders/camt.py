@@ -90,7 +90,7 @@ class _CamtEncoder:
 
     def _group_header(self, msg_id: str, statement_time: str) -> etree._Element:
         header = etree.Element("GrpHdr")
-        iso.add(header, "MsgId", iso.message_id(msg_id))
+        iso.add(header, "MsgId", msg_id)
         iso.add(header, "CreDtTm", statement_time)
         return header
 
@@ -99,7 +99,7 @@ class _CamtEncoder:
         statement = checked.statement
         head: list[etree._Element] = []
         wrapper = etree.Element(tag)
-        iso.add(wrapper, "Id", iso.message_id(_statement_id(statement)))
+        iso.add(wrapper, "Id", _statement_id(statement))
         iso.add(wrapper, "CreDtTm", iso.iso_datetime(statement.created_at, self.tz))
         period = iso.add(wrapper, "FrToDt")
         iso.add(period, "FrDtTm", iso.day_start(statement.period_start, self.tz))
@@ -197,7 +197,10 @@ class Camt054Encoder(_CamtEncoder):
             with xf.element(f"{{{self.ns}}}Document", nsmap={None: self.ns}):
                 xf.write("\n")
                 self._write_notification(
-                    xf, checked, context.idempotency_key or entry_id(txn), with_period=False
+                    xf,
+                    checked,
+                    iso.message_id(context.idempotency_key or entry_id(txn)),
+                    with_period=False,
                 )
         document = buffer.getvalue()
         iso.validate(document, self.message, self.version)
@@ -232,7 +235,7 @@ def _statement_id(statement: Statement) -> str:
         return statement.statement_id
     start, end = statement.period_start, statement.period_end
     period = f"{start:%Y%m%d}" if start == end else f"{start:%Y%m%d}-{end:%Y%m%d}"
-    return f"{statement.account}-{period}"
+    return iso.message_id(f"{statement.account}-{period}")
 
 
 def _balance(code: str, value: Decimal, currency: str, day: date) -> etree._Element:

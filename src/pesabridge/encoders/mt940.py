@@ -77,7 +77,9 @@ class Mt940Encoder:
     Options: ``truncate_references`` (default ``False``: a payer reference that does not
     fit the 16-character ``:61:`` reference is an :class:`EncodeError`; with ``True`` it
     is cut there and kept whole in ``:86:``), ``timezone`` (the business day's zone,
-    default ``Africa/Nairobi``), ``line_ending`` (``"\\r\\n"``, SWIFT's, or ``"\\n"``).
+    default ``Africa/Nairobi``), ``line_ending`` (``"\\r\\n"``, SWIFT's, or ``"\\n"``),
+    ``reversal_marks`` (default ``True``: a reversal is ``RC`` (a debit undoing a credit)
+    or ``RD``; ``False`` writes plain ``D``/``C`` for importers that mis-sign ``RC``).
     """
 
     name: ClassVar[str] = "mt940"
@@ -88,11 +90,15 @@ class Mt940Encoder:
         truncate_references: bool = False,
         timezone: str = DEFAULT_TIMEZONE,
         line_ending: str = "\r\n",
+        reversal_marks: bool = True,
     ) -> None:
         if not isinstance(truncate_references, bool):
             raise option_error(self.name, "truncate_references", "must be true or false")
         if line_ending not in ("\r\n", "\n"):
             raise option_error(self.name, "line_ending", "must be CRLF or LF")
+        if not isinstance(reversal_marks, bool):
+            raise option_error(self.name, "reversal_marks", "must be true or false")
+        self.reversal_marks = reversal_marks
         self.truncate_references = truncate_references
         self.tz = zone(self.name, timezone)
         self.line_ending = line_ending
@@ -160,7 +166,9 @@ class Mt940Encoder:
     def _entry(self, txn: Transaction, day: date, currency: str) -> tuple[list[str], Decimal]:
         receipt = txn.receipt
         credit = txn.direction is Direction.CREDIT
-        mark = ("RD" if credit else "RC") if is_reversal(txn) else ("C" if credit else "D")
+        mark = "C" if credit else "D"
+        if self.reversal_marks and is_reversal(txn):
+            mark = "RD" if credit else "RC"
         amount = _amount(money(txn.amount, currency, receipt=receipt))
         if len(amount) > 15:
             raise EncodeError(
