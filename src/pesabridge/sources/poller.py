@@ -265,6 +265,25 @@ class FilePoller:
         """One poll: ingest every complete file (up to ``max_files_per_poll``)."""
         observer = observer or _Quiet()
         summaries: list[IngestSummary] = []
+        with self.context.store.exclusive(f"poll:{self.name}") as held:
+            if not held:
+                log.info("another process is polling this source; skipped", source=self.name)
+                return summaries
+            self._poll(
+                session_summaries=summaries, now=now, observer=observer, should_stop=should_stop
+            )
+        self.context.store.note_source(self.name)
+        return summaries
+
+    def _poll(
+        self,
+        *,
+        session_summaries: list[IngestSummary],
+        now: float | None,
+        observer: Observer,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        summaries = session_summaries
         with self.fs.session() as session:
             for planned in self.plan(session, now):
                 if should_stop is not None and should_stop():
@@ -276,8 +295,6 @@ class FilePoller:
                     observer.finished(planned.entry, summary)
                     if summary is not None:
                         summaries.append(summary)
-        self.context.store.note_source(self.name)
-        return summaries
 
     def dry_run(self, now: float | None = None) -> list[Planned]:
         """What a poll would do, without downloading, ingesting or moving anything."""

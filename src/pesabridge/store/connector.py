@@ -10,9 +10,12 @@ ignores it, serialises writers with the immediate lock instead.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,3 +169,46 @@ def bulk_insert(
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     conn.exec_driver_sql(statement, list(rows))
+
+
+# -- exclusive work ---------------------------------------------------------------------
+
+
+@contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[bool]:
+    """Try to become the only holder of ``name`` (one poller per source, across processes).
+
+    Yields whether the lock was obtained; never waits. PostgreSQL: a session advisory lock
+    on a connection held for the duration, so every host sharing the database agrees.
+    SQLite: an exclusive ``flock`` on a file beside the database, so every process on
+    the host (SQLite's own scope) agrees.
+    """
+    if engine.dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        with engine.connect() as conn:
+            held = bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar())
+            conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+                    conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield True
+        return
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    with open(f"{database}.{safe}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..formats.base import Observation
 from . import outbox, queries
-from .connector import DEFAULT_URL, create_store_engine, read_only, redacted
+from .connector import DEFAULT_URL, create_store_engine, exclusive, read_only, redacted
 from .ledger import RecordResult, Router, Sighting, record_batch
 from .migrate import upgrade
 from .outbox import AttemptRecord, Claimed
@@ -94,6 +94,16 @@ class Store:
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to hold ``name`` alone across processes; yields whether it is held.
+
+        Pollers hold ``poll:<source>`` so that one poller per source runs at a time,
+        however many ``run`` or ``worker`` processes share the ledger.
+        """
+        with exclusive(self.engine, name) as held:
+            yield held
 
     # -- outbox -----------------------------------------------------------------------
 
