@@ -161,8 +161,9 @@ def ingest_file(
                     observations.append(item)
                 elif isinstance(item, Reject):
                     rejects.append(item)
-                else:
+                elif isinstance(item, StatementHeader):
                     header = item
+                # a FailedAttempt moved no money: nothing to record from a file
                 if len(observations) + len(rejects) >= batch_size:
                     flush()
             flush()

@@ -8,10 +8,20 @@ Every format is registered once, in :mod:`pesabridge.formats.registry`::
         for item in parser.parse(f, path.name): ...
 """
 
-from .base import Observation, ParseItem, Parser, Reject, StatementHeader
+from .base import (
+    CallbackParser,
+    FailedAttempt,
+    Observation,
+    ParseItem,
+    Parser,
+    Reject,
+    StatementHeader,
+)
 from .registry import detect_format, format_names, get_parser
 
 __all__ = [
+    "CallbackParser",
+    "FailedAttempt",
     "Observation",
     "ParseItem",
     "Parser",

@@ -65,7 +65,24 @@ class StatementHeader:
     currency: str | None = None
 
 
-ParseItem = Observation | Reject | StatementHeader
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A provider's report that a payment did not happen: no money moved, no receipt.
+
+    STK push cancelled by the user (ResultCode 1032), a Daraja Result with a non-zero
+    ResultCode, Airtel ``TF``, MTN ``FAILED``. Recorded against its request, never posted.
+    """
+
+    source: str
+    provider: str
+    request_id: str | None
+    """The provider's id of the attempt (CheckoutRequestID, ConversationID, externalId)."""
+    code: str | None
+    reason: str
+    raw: bytes = b""
+
+
+ParseItem = Observation | Reject | StatementHeader | FailedAttempt
 
 
 class Parser(Protocol):
@@ -81,3 +98,15 @@ class Parser(Protocol):
     def sniff(self, head: bytes, filename: str) -> bool: ...
 
     def parse(self, stream: BinaryIO, source: str) -> Iterator[ParseItem]: ...
+
+
+class CallbackParser(Parser, Protocol):
+    """A format that arrives as an HTTP request body (a provider callback).
+
+    ``parse_body`` never raises on bad input: it returns the observations, failed
+    attempts and rejects the body holds (usually exactly one item).
+    """
+
+    def parse_body(
+        self, body: bytes, source: str, content_type: str | None = None
+    ) -> list[ParseItem]: ...
