@@ -23,3 +23,18 @@ DELIVERY_SECONDS = Histogram(
 CALLBACKS = Counter(
     "pesabridge_callbacks_total", "Callbacks received, by source and answer.", ["source", "answer"]
 )
+REFUSED = Counter(
+    "pesabridge_callbacks_refused_total",
+    "Callbacks refused before parsing, by source and reason (ip, auth, token, signature, size).",
+    ["source", "reason"],
+)
+FAILED_ATTEMPTS = Counter(
+    "pesabridge_failed_attempts_total",
+    "Payments a provider reported as not having happened (STK 1032, MTN FAILED), by source.",
+    ["source"],
+)
+GROUP_COMMIT_SIZE = Histogram(
+    "pesabridge_group_commit_size",
+    "Callbacks committed per write transaction by the group committer.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

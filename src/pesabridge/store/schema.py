@@ -184,3 +184,22 @@ source_state = Table(
     Column("last_error", Text),
     Column("last_error_at", UTCDateTime),
 )
+
+failed_attempts = Table(
+    # A provider's report that a payment did not happen (STK ResultCode 1032, MTN FAILED):
+    # kept against its request, never a transaction, never posted. A retried callback
+    # has the same fingerprint and is stored once.
+    "failed_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),  # the callback source's name
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64)),
+    Column("request_id", String(200), index=True),  # CheckoutRequestID, externalId ...
+    Column("code", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("request", Text, nullable=False),  # the HTTP request id it arrived with
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("raw", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
