@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from ..errors import InvalidValue
 from ..model import Counterparty, Direction, Entry, Status, Transaction, parse_amount
+from ._callback import Bad as _Bad
 from .base import Observation, ParseItem, Reject
 
 PROVIDER = "mpesa"
@@ -33,23 +34,14 @@ _EAT_OFFSET = timedelta(hours=3)
 _EXTRA_FIELDS = ("TransactionType", "InvoiceNumber", "ThirdPartyTransID", "ThirdPartyTransId")
 
 
-class _Bad(Exception):
-    """One unreadable field: its JSON path and what is wrong with it."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
 def _text(body: dict[str, Any], key: str, prefix: str) -> str | None:
     """A field as text; numbers are accepted (some relays send them), anything else is not."""
     value = body.get(key)
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise _Bad(prefix + key, f"must be a string, not {type(value).__name__}")
-    return str(value) if isinstance(value, int) else repr(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _required(body: dict[str, Any], key: str, prefix: str) -> str:
@@ -186,3 +178,9 @@ class DarajaC2BParser:
                 yield _item(value, source, raw, f"[{index}].")
         else:
             yield _item(data, source, body, "")
+
+    def parse_body(
+        self, body: bytes, source: str, content_type: str | None = None
+    ) -> list[ParseItem]:
+        """One request body: ``[parse_c2b_payload(body, source)]``; never raises."""
+        return [parse_c2b_payload(body, source)]
