@@ -21,6 +21,12 @@ from .base import Parser
 _PARSERS: dict[str, str] = {
     "mpesa-statement": "pesabridge.formats.mpesa_statement:MpesaStatementParser",
     "daraja-c2b": "pesabridge.formats.daraja_c2b:DarajaC2BParser",
+    "daraja-stk": "pesabridge.formats.daraja_stk:DarajaSTKParser",
+    "daraja-result": "pesabridge.formats.daraja_result:DarajaResultParser",
+    "kopokopo-webhook": "pesabridge.formats.kopokopo:KopoKopoWebhookParser",
+    "kopokopo-legacy": "pesabridge.formats.kopokopo:KopoKopoLegacyParser",
+    "airtel-callback": "pesabridge.formats.airtel:AirtelCallbackParser",
+    "mtn-momo-callback": "pesabridge.formats.mtn:MtnMomoCallbackParser",
     "jsonl": "pesabridge.formats.jsonl:JsonLinesParser",
     "delimited": "pesabridge.formats.delimited:DelimitedParser",
 }
