@@ -168,3 +168,11 @@ def test_a_file_with_an_array_of_bodies() -> None:
         "batch.json: [1].TransAmount: 'x' is not a number",
         "batch.json: [2]: is not a JSON object",
     ]
+
+
+def test_parse_body_is_the_payload_function_in_a_list(samples_dir: Path) -> None:
+    for path in c2b_samples(samples_dir):
+        raw = path.read_bytes()
+        assert PARSER.parse_body(raw, "req-7") == [parse_c2b_payload(raw, "req-7")]
+    (bad,) = PARSER.parse_body(b"{", "req-7", "application/json")
+    assert isinstance(bad, Reject)
