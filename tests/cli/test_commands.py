@@ -19,6 +19,16 @@ PARSE_CASES = [
     ("daraja-c2b", "daraja/c2b_confirmation_v2_masked.json"),
     ("daraja-c2b", "daraja/c2b_confirmation_legacy_plain.json"),
     ("daraja-c2b", "daraja/c2b_validation_request.json"),
+    ("daraja-stk", "daraja/stk_callback_success.json"),
+    ("daraja-stk", "daraja/stk_callback_failure.json"),
+    ("daraja-result", "daraja/b2c_result.json"),
+    ("daraja-result", "daraja/reversal_result.json"),
+    ("kopokopo-webhook", "kopokopo/k2_buygoods_transaction_received.json"),
+    ("kopokopo-webhook", "kopokopo/k2_buygoods_transaction_reversed.json"),
+    ("kopokopo-legacy", "kopokopo/legacy_notification.form"),
+    ("airtel-callback", "airtel/callback.json"),
+    ("mtn-momo-callback", "mtn/momo_callback_successful.json"),
+    ("mtn-momo-callback", "mtn/momo_callback_failed.json"),
 ]
 
 
