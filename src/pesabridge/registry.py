@@ -18,6 +18,12 @@ SOURCES: dict[str, str] = {
     "ftps": "pesabridge.sources.ftp:FtpsSource",
     "sftp": "pesabridge.sources.sftp:SftpSource",
     "daraja-c2b": "pesabridge.sources.daraja:DarajaC2BSource",
+    "daraja-stk": "pesabridge.sources.callback.providers:DarajaStkSource",
+    "daraja-result": "pesabridge.sources.callback.providers:DarajaResultSource",
+    "kopokopo": "pesabridge.sources.callback.providers:KopoKopoSource",
+    "kopokopo-legacy": "pesabridge.sources.callback.providers:KopoKopoLegacySource",
+    "airtel": "pesabridge.sources.callback.providers:AirtelSource",
+    "mtn-momo": "pesabridge.sources.callback.providers:MtnMomoSource",
 }
 
 SINKS: dict[str, str] = {

@@ -25,6 +25,7 @@ from .server import build_app
 from .sinks import Sink
 from .sources import CallbackSource, PollingSource, SourceContext
 from .store import Store
+from .store.group import GroupCommitter
 
 log = structlog.get_logger("pesabridge.runtime")
 
@@ -44,7 +45,9 @@ class Runtime:
         self.config = config
         self.store = store or Store.open(config.database)
         self.routing = Routing(config.routes)
-        context = SourceContext(self.store, self.routing, config.base_dir)
+        # Every callback source shares one committer: concurrent callbacks, one fsync.
+        self.committer = GroupCommitter(self.store)
+        context = SourceContext(self.store, self.routing, config.base_dir, self.committer)
         self.pollers: list[PollingSource] = []
         self.callbacks: list[CallbackSource] = []
         for section in config.sources:
@@ -97,6 +100,9 @@ class Runtime:
                     log_level="warning",
                     lifespan="off",
                     access_log=False,
+                    # X-Forwarded-For is each callback source's decision (trusted_proxies),
+                    # never uvicorn's: it would believe any header sent from 127.0.0.1.
+                    proxy_headers=False,
                 )
             )
             tasks.append(asyncio.create_task(server.serve()))
@@ -119,6 +125,11 @@ class Runtime:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.worker.close()
+            for source in self.callbacks:
+                aclose = getattr(source, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            await asyncio.to_thread(self.committer.close)
             if own_stop:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)

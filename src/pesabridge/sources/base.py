@@ -6,13 +6,16 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from starlette.routing import BaseRoute
 
 from ..config import ComponentConfig
 from ..routing import Routing
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..store.group import GroupCommitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,8 @@ class SourceContext:
     store: Store
     routing: Routing
     base_dir: Path = Path(".")
+    committer: GroupCommitter | None = None
+    """Shared by callback sources: concurrent callbacks commit together (one fsync)."""
 
     def resolve(self, path: Path) -> Path:
         """A config path, relative to the config file's folder."""

@@ -2,108 +2,94 @@
 
 A confirmation is answered ``{"ResultCode":0,"ResultDesc":"Success"}`` only after the
 transaction and its outbox rows are committed; a repeated ``TransID`` is acknowledged and
-stored once. A validation request is a question, never a payment: it is answered and
-never posted.
+stored once. A validation request is a question, never a payment: it is answered (accept
+all, a rule on the account reference, or the back office's decision, see
+:mod:`pesabridge.sources.callback.validation`) and never posted.
+
+Everything else (allow-list, basic auth, path token, size limit, quarantine, group
+commit) is the generic :class:`~pesabridge.sources.callback.CallbackEndpoint`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import structlog
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..config import ComponentConfig
-from ..formats.base import Reject
-from ..formats.daraja_c2b import parse_c2b_payload
-from ..metrics import CALLBACKS, RECORDED, REJECTED
-from ..store import Sighting, utcnow
-from ..store import files as file_ledger
+from ..formats.base import Observation, Reject
+from ..metrics import CALLBACKS
 from .base import SourceContext
+from .callback.endpoint import CallbackConfig, CallbackEndpoint, Provider, Refused, respond
+from .callback.providers import DARAJA_ANSWERS, DARAJA_OK
+from .callback.validation import ACCEPTED, ValidationConfig, Validator, rejected
 
 log = structlog.get_logger("pesabridge.sources.daraja")
 
-CONFIRMED = {"ResultCode": 0, "ResultDesc": "Success"}
-ACCEPTED = {"ResultCode": "0", "ResultDesc": "Accepted"}
+CONFIRMED = DARAJA_OK
 # Daraja's documented rejection code for "other error".
-REJECTED_OTHER = {"ResultCode": "C2B00016", "ResultDesc": "Rejected"}
-MAX_BODY = 64 * 1024
+REJECTED_OTHER = rejected("C2B00016")
 
 
-class DarajaC2BConfig(ComponentConfig):
+class DarajaC2BConfig(CallbackConfig):
     """``type: daraja-c2b``: Daraja posts to ``<path>/confirmation`` and ``<path>/validation``."""
 
     type: Literal["daraja-c2b"] = "daraja-c2b"
     path: str = Field(default="/daraja/c2b", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    validation: ValidationConfig = ValidationConfig()
 
 
-class DarajaC2BSource:
+class DarajaC2BSource(CallbackEndpoint):
     """The C2B callback endpoint."""
 
     Config: ClassVar[type[ComponentConfig]] = DarajaC2BConfig
+    PROVIDER = Provider("daraja-c2b", DARAJA_ANSWERS, summary="C2B confirmation")
+    config: DarajaC2BConfig
 
     def __init__(self, config: DarajaC2BConfig, context: SourceContext) -> None:
-        self.config = config
-        self.name = config.name
-        self.context = context
-        self._route = context.routing.router_for(self.name)
-        self._sighting = Sighting(kind="callback", origin="callback")
+        super().__init__(config, context)
+        self.validator = Validator(config.validation, self.name)
 
     def routes(self) -> Sequence[BaseRoute]:
-        base = self.config.path.rstrip("/")
         return [
-            Route(f"{base}/confirmation", self.confirmation, methods=["POST"]),
-            Route(f"{base}/validation", self.validation, methods=["POST"]),
+            Route(self.url("/confirmation"), self.handle, methods=["POST"]),
+            Route(self.url("/validation"), self.validation, methods=["POST"]),
         ]
 
-    async def _read(self, request: Request) -> tuple[bytes, str]:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        body = await request.body()
-        return body[: MAX_BODY + 1], f"{self.name}:{request_id}"
+    def openapi(self) -> dict[str, Any]:
+        return {
+            self.url("/confirmation"): {"post": self._operation("C2B confirmation")},
+            self.url("/validation"): {"post": self._operation("C2B validation")},
+        }
 
-    async def confirmation(self, request: Request) -> JSONResponse:
-        body, source = await self._read(request)
-        parsed = (
-            parse_c2b_payload(body, source)
-            if len(body) <= MAX_BODY
-            else Reject(source, None, None, f"body larger than {MAX_BODY} bytes", body[:MAX_BODY])
-        )
-        if isinstance(parsed, Reject):
-            await asyncio.to_thread(self._quarantine, parsed)
-            CALLBACKS.labels(self.name, "rejected").inc()
-            return JSONResponse({"ResultCode": 1, "ResultDesc": f"Rejected: {parsed}"}, 400)
-        result = await asyncio.to_thread(
-            self.context.store.record, [parsed], self._sighting, self._route
-        )
-        outcome = "new" if result.new else ("conflicting" if result.conflicting else "known")
-        RECORDED.labels(self.name, outcome).inc()
-        CALLBACKS.labels(self.name, "confirmed").inc()
-        log.info(
-            "c2b confirmation",
-            source=self.name,
-            outcome=outcome,
-            transaction=parsed.transaction.describe(),
-        )
-        return JSONResponse(CONFIRMED)
-
-    async def validation(self, request: Request) -> JSONResponse:
-        body, source = await self._read(request)
-        parsed = parse_c2b_payload(body, source)
-        if isinstance(parsed, Reject):
+    async def validation(self, request: Request) -> Response:
+        try:
+            body, source = await self.receive(request)
+        except Refused as refused:
+            return respond(refused.answer, refused.headers)
+        items = self.parse(body, source, request.headers.get("content-type"))
+        parsed = next((i for i in items if isinstance(i, Observation | Reject)), None)
+        if not isinstance(parsed, Observation):
             CALLBACKS.labels(self.name, "validation-rejected").inc()
             log.warning("c2b validation refused", source=self.name, reason=str(parsed))
             return JSONResponse(REJECTED_OTHER)
-        CALLBACKS.labels(self.name, "validation-accepted").inc()
-        return JSONResponse(ACCEPTED)
+        answer = await self.validator.decide(parsed.transaction, body)
+        accepted = answer["ResultCode"] == ACCEPTED["ResultCode"]
+        CALLBACKS.labels(
+            self.name, "validation-accepted" if accepted else "validation-rejected"
+        ).inc()
+        log.info(
+            "c2b validation",
+            source=self.name,
+            mode=self.config.validation.mode,
+            answered=answer["ResultCode"],
+        )
+        return JSONResponse(answer)
 
-    def _quarantine(self, reject: Reject) -> None:
-        REJECTED.labels(self.name).inc()
-        log.warning("c2b confirmation rejected", source=self.name, reason=str(reject))
-        with self.context.store.write() as conn:
-            file_ledger.add_rejects(conn, [reject], None, utcnow())
+    async def aclose(self) -> None:
+        await self.validator.close()

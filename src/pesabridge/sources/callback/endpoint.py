@@ -1,0 +1,346 @@
+"""One configurable callback endpoint, parameterised by format, answers and security.
+
+Every provider callback goes through the same chain, in this order, and stops at the
+first refusal:
+
+1. the path token (403), the caller's address against the allow-list (403), HTTP basic
+   auth (401), the declared and the actual body size (413): refusals carry no detail,
+   are counted in ``pesabridge_callbacks_refused_total`` and logged without the payload;
+2. the provider's signature, where it signs (401, or the provider's own refusal body);
+3. the parser (``formats.get_parser(format).parse_body``): a body it cannot read is
+   answered 400 with the provider's rejection body and kept in quarantine (the rejects
+   table, ``quarantine_max_bytes`` of it);
+4. the ledger: transactions (the account filled in from the config when the payload has
+   none), their evidence and outbox rows, and failed attempts, committed by the group
+   committer; only then is the provider's success body sent. A retried callback (same
+   receipt) is answered the same and stored once. A well-formed body that reports no
+   money moving (an account-balance Result) is acknowledged and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import Field, SecretStr, field_validator
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ...config import ComponentConfig, Strict
+from ...formats import get_parser
+from ...formats.base import FailedAttempt, Observation, ParseItem, Reject
+from ...metrics import CALLBACKS, FAILED_ATTEMPTS, RECORDED, REFUSED, REJECTED
+from ...store import RecordResult, Sighting, utcnow
+from ...store import files as file_ledger
+from ...store.failures import add_failed_attempts
+from ...store.group import GroupCommitter
+from ...store.ledger import record_batch
+from ..base import SourceContext
+from . import security
+from .signatures import Verdict, Verifier
+
+log = structlog.get_logger("pesabridge.sources.callback")
+
+Answer = tuple[int, Mapping[str, Any] | None]
+"""An HTTP status and a JSON body (``None``: an empty body)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """What a provider expects to hear back."""
+
+    success: Answer
+    rejected: Callable[[str], Answer]
+    """A body that could not be read; given the reason."""
+    bad_signature: Answer = (401, None)
+    duplicate: Answer | None = None
+    """A retried callback already stored; ``None``: the success answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """The fixed facts of one provider's callback: what a config cannot change."""
+
+    format: str
+    answers: Answers
+    verifier: Verifier | None = None
+    signature_required: bool = False
+    """Refuse unsigned bodies even when no key is configured (K2, legacy Kopo Kopo)."""
+    summary: str = ""
+    content_types: tuple[str, ...] = ("application/json",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BasicAuth(Strict):
+    """HTTP basic credentials the provider is configured to send."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class CallbackConfig(ComponentConfig):
+    """What every callback source's section may say (see ``docs/sources/callbacks.md``)."""
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
+    account: str | None = Field(default=None, max_length=64)
+    """The short code, till or wallet to record when the payload carries none."""
+    max_body: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
+    quarantine_max_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    allow_ips: list[str] | None = None
+    """CIDR ranges (``@safaricom`` for Safaricom's list); absent: every address."""
+    trusted_proxies: list[str] = []
+    path_token: SecretStr | None = None
+    basic_auth: BasicAuth | None = None
+    signing_keys: list[SecretStr] = []
+    """Keys the provider signs with; several during a rotation."""
+
+    @field_validator("allow_ips", "trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            security.networks(value)  # raises with the bad entry named
+        return value
+
+    @field_validator("path_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if len(secret) < 16 or not all(c.isalnum() or c in "-_" for c in secret):
+                raise ValueError("must be at least 16 characters of A-Z, a-z, 0-9, - and _")
+        return value
+
+
+class Refused(Exception):
+    """A request turned away before parsing; ``reason`` is for metrics and logs only."""
+
+    def __init__(self, reason: str, answer: Answer, headers: dict[str, str] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.answer = answer
+        self.headers = headers or {}
+
+
+def respond(answer: Answer, headers: Mapping[str, str] | None = None) -> Response:
+    status, body = answer
+    if body is None:
+        return Response(status_code=status, headers=dict(headers or {}))
+    return JSONResponse(dict(body), status, headers=dict(headers or {}))
+
+
+class CallbackEndpoint:
+    """A callback source: one URL (``path``), answered per its :class:`Provider`."""
+
+    Config: ClassVar[type[ComponentConfig]] = CallbackConfig
+    PROVIDER: ClassVar[Provider]
+
+    def __init__(self, config: CallbackConfig, context: SourceContext) -> None:
+        self.config = config
+        self.name = config.name
+        self.context = context
+        self.provider = self.PROVIDER
+        self._route = context.routing.router_for(self.name)
+        self._sighting = Sighting(kind="callback", origin="callback")
+        self._allow = None if config.allow_ips is None else security.networks(config.allow_ips)
+        self._proxies = security.networks(config.trusted_proxies)
+        self._keys = [k.get_secret_value().encode() for k in config.signing_keys]
+        self._parser: Any = get_parser(self.provider.format)
+        self._committer = context.committer or GroupCommitter(context.store)
+        if self._allow is None:
+            log.info("callback source open to every address", source=self.name)
+
+    # -- routes -------------------------------------------------------------------------
+
+    def url(self, suffix: str = "") -> str:
+        """The route path (``{token}`` standing for the path token when configured)."""
+        base = self.config.path.rstrip("/")
+        token = "/{token}" if self.config.path_token is not None else ""
+        return f"{base}{token}{suffix}" or "/"
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return [Route(self.url(), self.handle, methods=["POST"])]
+
+    def openapi(self) -> dict[str, Any]:
+        """This source's OpenAPI ``paths`` entries."""
+        return {self.url(): {"post": self._operation(self.provider.summary or self.name)}}
+
+    def _operation(self, summary: str, answers: Sequence[Answer] = ()) -> dict[str, Any]:
+        parameters = []
+        if self.config.path_token is not None:
+            parameters.append(
+                {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+            )
+        content = {ct: {"schema": {"type": "object"}} for ct in self.provider.content_types}
+        responses: dict[str, Any] = {
+            "200": {"description": "Recorded (or already recorded)"},
+            "400": {"description": "Unreadable body: kept in quarantine"},
+            "401": {"description": "Missing or bad credentials or signature"},
+            "403": {"description": "Address not allowed, or wrong path token"},
+            "413": {"description": "Body larger than max_body"},
+        }
+        for status, _ in answers:
+            responses.setdefault(str(status), {"description": "Answered"})
+        return {
+            "summary": summary,
+            "operationId": f"{self.name}{summary.replace(' ', '_')}",
+            "parameters": parameters,
+            "requestBody": {"required": True, "content": content},
+            "responses": responses,
+        }
+
+    async def aclose(self) -> None:
+        """Release what the source holds (HTTP sessions); the runtime calls it on stop."""
+
+    # -- the chain ----------------------------------------------------------------------
+
+    def _refuse(self, reason: str, answer: Answer, request: Request, **headers: str) -> Refused:
+        REFUSED.labels(self.name, reason).inc()
+        CALLBACKS.labels(self.name, f"refused-{reason}").inc()
+        peer = request.client.host if request.client else None
+        log.warning("callback refused", source=self.name, reason=reason, peer=peer)
+        return Refused(reason, answer, headers)
+
+    def _check_caller(self, request: Request) -> None:
+        config = self.config
+        if config.path_token is not None:
+            given = str(request.path_params.get("token", ""))
+            if not security.same(given, config.path_token.get_secret_value()):
+                raise self._refuse("token", (403, None), request)
+        if not security.allowed(security.client_address(request, self._proxies), self._allow):
+            raise self._refuse("ip", (403, None), request)
+        if config.basic_auth is not None:
+            given_pair = security.basic_credentials(request) or ("", "")
+            user_ok = security.same(given_pair[0], config.basic_auth.username)
+            pass_ok = security.same(given_pair[1], config.basic_auth.password.get_secret_value())
+            if not (user_ok and pass_ok):
+                challenge = f'Basic realm="{self.name}"'
+                raise self._refuse("auth", (401, None), request, **{"WWW-Authenticate": challenge})
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.config.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise self._refuse("size", (413, None), request)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise self._refuse("size", (413, None), request)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise Refused("disconnected", (400, None)) from None
+        return b"".join(chunks)
+
+    def _check_signature(self, body: bytes, request: Request) -> None:
+        verifier = self.provider.verifier
+        if verifier is None or (not self._keys and not self.provider.signature_required):
+            return
+        if not self._keys:  # signed by the provider, but no key to check it with
+            raise self._refuse("signature", self.provider.answers.bad_signature, request)
+        verdict = verifier(body, request.headers, self._keys)
+        if verdict is not Verdict.GOOD:
+            raise self._refuse("signature", self.provider.answers.bad_signature, request)
+
+    async def receive(self, request: Request) -> tuple[bytes, str]:
+        """The body of an admitted request, and the name its evidence is kept under."""
+        self._check_caller(request)
+        body = await self._body(request)
+        self._check_signature(body, request)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        return body, f"{self.name}:{request_id[:100]}"
+
+    def parse(self, body: bytes, source: str, content_type: str | None) -> list[ParseItem]:
+        parse_body = getattr(self._parser, "parse_body", None)
+        if parse_body is not None:
+            items: list[ParseItem] = parse_body(body, source, content_type)
+            return items
+        return list(self._parser.parse(io.BytesIO(body), source))
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            body, source = await self.receive(request)
+        except Refused as refused:
+            return respond(refused.answer, refused.headers)
+        items = self.parse(body, source, request.headers.get("content-type"))
+        return await self.accept(items, body, source)
+
+    async def accept(self, items: Sequence[ParseItem], body: bytes, source: str) -> Response:
+        """Record what a body held, or quarantine it; the provider's answer."""
+        answers = self.provider.answers
+        rejects = [item for item in items if isinstance(item, Reject)]
+        observations = [self._fill(item) for item in items if isinstance(item, Observation)]
+        failures = [item for item in items if isinstance(item, FailedAttempt)]
+        if rejects:
+            await self.quarantine(rejects)
+            CALLBACKS.labels(self.name, "rejected").inc()
+            return respond(answers.rejected(str(rejects[0])))
+        if not observations and not failures:
+            # a well-formed report of no money moving (a balance or status query result)
+            CALLBACKS.labels(self.name, "nothing").inc()
+            log.info("callback with nothing to record", source=self.name, request=source)
+            return respond(answers.success)
+        result, failed_new = await self._committer.submit(
+            lambda conn: self._record(conn, observations, failures)
+        )
+        if observations:
+            outcome = "new" if result.new else ("conflicting" if result.conflicting else "known")
+            RECORDED.labels(self.name, outcome).inc(len(observations))
+        if failures:
+            FAILED_ATTEMPTS.labels(self.name).inc(failed_new)
+        duplicate = not result.new and not failed_new
+        CALLBACKS.labels(self.name, "confirmed").inc()
+        log.info(
+            "callback recorded",
+            source=self.name,
+            new=result.new,
+            known=result.known,
+            conflicting=result.conflicting,
+            failed_attempts=len(failures),
+            transactions=[obs.transaction.describe() for obs in observations],
+        )
+        if duplicate and answers.duplicate is not None:
+            return respond(answers.duplicate)
+        return respond(answers.success)
+
+    def _fill(self, observation: Observation) -> Observation:
+        txn = observation.transaction
+        if txn.account is not None or self.config.account is None:
+            return observation
+        return dataclasses.replace(
+            observation, transaction=dataclasses.replace(txn, account=self.config.account)
+        )
+
+    def _record(
+        self, conn: Any, observations: list[Observation], failures: list[FailedAttempt]
+    ) -> tuple[RecordResult, int]:
+        now = utcnow()
+        result = (
+            record_batch(conn, observations, self._sighting, self._route, now)
+            if observations
+            else RecordResult()
+        )
+        failed_new = (
+            add_failed_attempts(
+                conn, failures, source=self.name, account=self.config.account, now=now
+            )
+            if failures
+            else 0
+        )
+        return result, failed_new
+
+    async def quarantine(self, rejects: Sequence[Reject]) -> None:
+        """Keep unreadable bodies (capped) in the rejects table, with their reason."""
+        cap = self.config.quarantine_max_bytes
+        capped = [dataclasses.replace(r, raw=r.raw[:cap]) for r in rejects]
+        REJECTED.labels(self.name).inc(len(capped))
+        log.warning("callback rejected", source=self.name, reason=str(capped[0]))
+        now = utcnow()
+        await self._committer.submit(lambda conn: file_ledger.add_rejects(conn, capped, None, now))
