@@ -1,4 +1,4 @@
-"""The Starlette application serving callback sources, ``/healthz`` and ``/metrics``."""
+"""The Starlette application: callback sources, ``/healthz``, ``/metrics``, ``/openapi.json``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..sources.base import CallbackSource
 from ..store import Store
+from .openapi import openapi_document
 
 
 def build_app(store: Store, sources: Sequence[CallbackSource]) -> Starlette:
@@ -33,9 +34,15 @@ def build_app(store: Store, sources: Sequence[CallbackSource]) -> Starlette:
     async def metrics(_request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    document = openapi_document(sources)
+
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]
     for source in sources:
         routes.extend(source.routes())
