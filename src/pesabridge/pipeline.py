@@ -7,8 +7,10 @@ its evidence fingerprint, so nothing is duplicated and nothing is lost.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +81,25 @@ def choose_parser(path: Path, fmt: str, format_options: Mapping[str, Any] | None
     if parser is None:
         raise UnknownFormat(f"{path.name}: no known format recognises this file; pass --format")
     return parser
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a bulk ingest.
+
+    Every batch keeps tens of thousands of container objects alive (observations,
+    transactions, row tuples) long enough to be promoted, so the collector would run full
+    collections over the whole heap every batch: about a quarter of a large ingest's time,
+    for nothing (the ingest path builds no reference cycles; reference counting frees each
+    batch). The previous state is restored on the way out, whatever happens.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def ingest_file(
@@ -155,7 +176,7 @@ def ingest_file(
             progress(reader.tell())
 
     try:
-        with path.open("rb") as reader:
+        with _no_cyclic_gc(), path.open("rb") as reader:
             for item in parser.parse(reader, path.name):
                 if isinstance(item, Observation):
                     observations.append(item)

@@ -174,6 +174,9 @@ class Iso8583Encoder:
         except (ZoneInfoNotFoundError, ValueError):
             raise problem(f"zone: {self.options.zone!r} is not a known time zone") from None
         self.mti_kind = self._mti_kind(self.options.mti)
+        self._mti = self.spec.mti[self.mti_kind]
+        self._mti_reversal = self.spec.mti["reversal"]
+        self._advice = self.mti_kind == "advice"
         self.processing_codes = {**DEFAULT_PROCESSING_CODES, **self.options.processing_codes}
         self._codes = {Entry(name): code for name, code in self.processing_codes.items()}
         self._slots = {key: self._slot(key) for key in self.spec.fields if key not in "hp1t"}
@@ -184,6 +187,12 @@ class Iso8583Encoder:
         if not self._v1993:
             self._require_fixed("13", 4)
         self._amount_width = self._require_fixed("4", None)
+        if "37" not in self._slots:
+            raise problem(f"spec {self.spec.name}: field 37 is not defined")
+        rrn = self._slots["37"]
+        self._rrn = rrn.max_len
+        # letters and digits always fit a fixed an/anp/ans field 37 (padded with spaces)
+        self._rrn_text = rrn.fixed and self.spec.kind("37") in ("an", "anp", "ans")
         self._overrides = {
             key: self._static(key, value) for key, value in self.options.fields.items()
         }
@@ -318,7 +327,7 @@ class Iso8583Encoder:
             )
             self._last_now = now
         doc: dict[str, str] = {
-            "t": spec.mti["reversal" if reversal else self.mti_kind],
+            "t": self._mti_reversal if reversal else self._mti,
             "3": code,
             "4": minor.zfill(self._amount_width),
             "7": self._last_field7,
@@ -349,8 +358,16 @@ class Iso8583Encoder:
             doc["37"] = self._fit("37", txn.related_receipt, receipt)
             doc[spec.original_data_field] = self._original_data(original, receipt)
         else:
-            doc["37"] = self._fit("37", receipt, receipt)
-        if reversal or self.mti_kind == "advice":
+            if (
+                self._rrn_text
+                and len(receipt) <= self._rrn
+                and receipt.isalnum()
+                and receipt.isascii()
+            ):
+                doc["37"] = receipt.ljust(self._rrn)  # the common case, checked inline
+            else:
+                doc["37"] = self._fit("37", receipt, receipt)
+        if reversal or self._advice:
             doc["39"] = spec.approved
         account = txn.account
         cached = self._by_account.get(account)
