@@ -239,7 +239,7 @@ class Transaction:
     @property
     def identity(self) -> Identity:
         """``(provider, account, receipt, entry)``: what makes two observations one."""
-        return (self.provider, self.account or "", self.receipt, self.entry.value)
+        return (self.provider, self.account or "", self.receipt, self.entry._value_)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``parse`` contract's JSON object (amounts as strings, times as UTC ``Z``)."""
