@@ -172,6 +172,10 @@ def ingest_file(
         summary.rejects.extend(rejects[:room])
         observations.clear()
         rejects.clear()
+        # The batch is freed by reference counting; what is left among the objects made
+        # since the last batch is little, so this young-generation pass is cheap, and it
+        # frees any reference cycles (drivers, SQLAlchemy) while the collector is paused.
+        gc.collect(0)
         if progress is not None:
             progress(reader.tell())
 
