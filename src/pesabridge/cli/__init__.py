@@ -10,6 +10,7 @@ from .ingest import ingest
 from .ops import deliveries, replay, status
 from .parse import parse
 from .run import check_config, run, serve, worker
+from .simulate import simulate
 from .transform import iso8583_app, transform
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.command()(serve)
 app.command()(worker)
 app.command("check-config")(check_config)
 app.command()(transform)
+app.command()(simulate)
 app.add_typer(iso8583_app, name="iso8583")
 
 
