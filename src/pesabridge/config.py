@@ -55,6 +55,10 @@ class ServerConfig(Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    commit_max_batch: int = Field(default=256, ge=1, le=10_000)
+    """Callbacks committed together at most (1: one transaction per callback)."""
+    commit_max_wait: float = Field(default=0.002, ge=0, le=0.1)
+    """Seconds the group committer waits for more callbacks after the first."""
 
 
 class WorkerConfig(Strict):

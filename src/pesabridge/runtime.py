@@ -46,7 +46,11 @@ class Runtime:
         self.store = store or Store.open(config.database)
         self.routing = Routing(config.routes)
         # Every callback source shares one committer: concurrent callbacks, one fsync.
-        self.committer = GroupCommitter(self.store)
+        self.committer = GroupCommitter(
+            self.store,
+            max_batch=config.server.commit_max_batch,
+            max_wait=config.server.commit_max_wait,
+        )
         context = SourceContext(self.store, self.routing, config.base_dir, self.committer)
         self.pollers: list[PollingSource] = []
         self.callbacks: list[CallbackSource] = []
