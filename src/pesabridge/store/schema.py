@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from .types import Id, UTCDateTime
@@ -136,6 +138,7 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
+    Column("document_id", String(200)),  # the back office's id, by the response mapping
     UniqueConstraint("transaction_id", "sink"),
     Index("ix_deliveries_claim", "state", "next_attempt_at"),
 )
@@ -153,6 +156,19 @@ attempts = Table(
     Column("status_code", Integer),
     Column("error", Text),
     Column("response", Text),
+    # Sent, but no answer came (read timeout, connection dropped after sending).
+    Column("unknown_outcome", Boolean, nullable=False, server_default=false()),
+    Column("request_summary", Text),  # method, URL, body size and digest; never secrets
+)
+
+sink_state = Table(
+    # Operator state per sink: a paused sink's deliveries are not claimed.
+    "sink_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 remote_files = Table(
