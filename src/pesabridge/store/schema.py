@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -218,4 +219,54 @@ failed_attempts = Table(
     Column("fingerprint", String(64), nullable=False, unique=True),
     Column("raw", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+batches = Table(
+    # A file-drop sink's batch: cut once, then fixed. Its bytes are kept, so every upload
+    # attempt sends exactly the same file under exactly the same name.
+    "batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sink", String(100), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period", Date, nullable=False),  # the statement day, in the sink's zone
+    Column("sequence", Integer, nullable=False),  # 1, 2 ... per (sink, account, period)
+    Column("file_name", Text, nullable=False),
+    Column("encoder", String(32), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("closing_balance", String(40)),  # Decimal text; the next batch opens with it
+    Column("trigger", String(16), nullable=False),  # schedule | count | manual
+    Column("state", String(16), nullable=False),  # cut | failed | uploaded
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_owner", String(100)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("uploaded_at", UTCDateTime),
+    UniqueConstraint("sink", "file_name"),
+    UniqueConstraint("sink", "account", "period", "sequence"),
+    Index("ix_batches_upload", "state", "next_attempt_at"),
+)
+
+batch_deliveries = Table(
+    # Which deliveries a batch carries; a delivery is in at most one batch.
+    "batch_deliveries",
+    metadata,
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), primary_key=True),
+    Column("batch_id", Id, ForeignKey("batches.id"), nullable=False, index=True),
+)
+
+batch_schedules = Table(
+    # The last scheduled cut each file-drop sink made: a fire missed while no process
+    # ran is made up at the next start.
+    "batch_schedules",
+    metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("last_fire_at", UTCDateTime, nullable=False),
 )
