@@ -71,9 +71,16 @@ class Runtime:
             )
             for section in config.sinks
         }
+        # File-drop sinks cut their deliveries into batches themselves; the worker never
+        # claims them one by one.
+        self.batched: dict[str, Any] = {
+            name: sink for name, sink in self.sinks.items() if getattr(sink, "batched", False)
+        }
+        for sink in self.batched.values():
+            sink.base_dir = config.base_dir
         self.worker = DeliveryWorker(
             self.store,
-            self.sinks,
+            {name: sink for name, sink in self.sinks.items() if name not in self.batched},
             policies,
             batch=config.worker.batch,
             lease=timedelta(seconds=config.worker.lease_seconds),
@@ -119,6 +126,13 @@ class Runtime:
         if work:
             tasks.extend(asyncio.create_task(p.run(stop)) for p in self.pollers)
             tasks.append(asyncio.create_task(self.worker.run(stop)))
+            lease = timedelta(seconds=self.config.worker.lease_seconds)
+            tasks.extend(
+                asyncio.create_task(
+                    sink.run(self.store, stop, worker=self.worker.worker_id, lease=lease)
+                )
+                for sink in self.batched.values()
+            )
         self.started.set()
         try:
             await stop.wait()

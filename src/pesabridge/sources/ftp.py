@@ -240,6 +240,14 @@ class FtpSession:
 
         self.ftp.storbinary(f"STOR {path}", io.BytesIO(data))
 
+    def size(self, path: str) -> int | None:
+        try:
+            return self.ftp.size(path)
+        except ftplib.error_perm as exc:
+            if _code(exc) == "550":
+                return None
+            raise RemoteFileError(f"cannot read the size of {_show(path)}: {exc}") from None
+
     def join(self, folder: str, name: str) -> str:
         return posixpath.join(folder, name)
 

@@ -87,6 +87,11 @@ class RemoteSession(Protocol):
 
     def write_bytes(self, path: str, data: bytes) -> None: ...
 
+    def size(self, path: str) -> int | None:
+        """A file's size in bytes, or None when there is no such file (file-drop sinks
+        check an upload with it)."""
+        ...
+
     def join(self, folder: str, name: str) -> str:
         """A path in the implementation's form: ``name`` inside ``folder``."""
         ...
@@ -189,6 +194,12 @@ class LocalFS:
 
     def write_bytes(self, path: str, data: bytes) -> None:
         Path(path).write_bytes(data)
+
+    def size(self, path: str) -> int | None:
+        try:
+            return os.stat(path).st_size
+        except FileNotFoundError:
+            return None
 
     def join(self, folder: str, name: str) -> str:
         return os.path.join(folder, name)

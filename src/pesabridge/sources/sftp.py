@@ -268,6 +268,13 @@ class SftpSession:
 
         self.run(put, self.fs.config.timeout)
 
+    def size(self, path: str) -> int | None:
+        try:
+            attrs = self.run(lambda: self.client.stat(_wire(path)), self.fs.config.timeout)
+        except asyncssh.SFTPNoSuchFile:
+            return None
+        return attrs.size
+
     def join(self, folder: str, name: str) -> str:
         return posixpath.join(folder, name)
 
