@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
+from .batches import batches_app
 from .files import fetch, files
 from .ingest import ingest
 from .ops import deliveries, replay, status
@@ -51,6 +52,7 @@ app.command("check-config")(check_config)
 app.command()(transform)
 app.command()(simulate)
 app.add_typer(iso8583_app, name="iso8583")
+app.add_typer(batches_app, name="batches")
 
 
 def _register_demo() -> None:
