@@ -110,12 +110,17 @@ class DeliveryWorker:
         status: int | None = None
         response: str | None = None
         error: str | None = None
+        unknown = False
+        summary: str | None = None
+        document_id: str | None = None
         try:
             result: Delivered = await sink.deliver(claimed)
             outcome = "delivered"
             status, response, error = result.status_code, result.response, result.note
+            summary, document_id = result.request_summary, result.document_id
         except DeliveryError as exc:
             status, response, error = exc.status, exc.response, str(exc)
+            unknown, summary = exc.unknown_outcome, exc.request_summary
             if exc.retryable and claimed.attempt < policy.max_attempts:
                 outcome = "retry"
                 next_at = utcnow() + timedelta(
@@ -142,6 +147,9 @@ class DeliveryWorker:
             status_code=status,
             error=error,
             response=response,
+            unknown_outcome=unknown,
+            request_summary=summary,
+            document_id=document_id,
         )
         kept = await asyncio.to_thread(self.store.finish, claimed, record, next_attempt_at=next_at)
         log.info(
@@ -152,6 +160,8 @@ class DeliveryWorker:
             outcome=outcome,
             status=status,
             error=error,
+            unknown_outcome=unknown or None,
+            document_id=document_id,
             lease_kept=kept,
             transaction=claimed.transaction.describe(),
             next_attempt_at=next_at.isoformat() if next_at else None,

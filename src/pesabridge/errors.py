@@ -43,8 +43,14 @@ class DeliveryError(PesabridgeError):
         retry_after: float | None = None,
         status: int | None = None,
         response: str | None = None,
+        unknown_outcome: bool = False,
+        request_summary: str | None = None,
     ) -> None:
         self.retryable = retryable
+        self.unknown_outcome = unknown_outcome
+        """The request may have reached the back office (read timeout, dropped after
+        sending): the retry carries the same idempotency key, and the attempt is flagged."""
+        self.request_summary = request_summary
         self.retry_after = retry_after
         self.status = status
         self.response = response

@@ -17,6 +17,10 @@ class Delivered:
     response: str | None = None
     note: str | None = None
     """E.g. "409: already had this idempotency key"."""
+    document_id: str | None = None
+    """The back office's own id for what was posted, when the sink can tell."""
+    request_summary: str | None = None
+    """What was sent (method, target, size, digest), never secrets or the body."""
 
 
 class Sink(Protocol):
