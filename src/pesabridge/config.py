@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .store.connector import DEFAULT_URL
@@ -48,6 +49,24 @@ class RouteConfig(Strict):
     """Failed rows are never posted unless listed here."""
     providers: list[str] | None = None
     accounts: list[str] | None = None
+    directions: list[Literal["credit", "debit"]] | None = None
+    amount_min: Decimal | None = None
+    """Inclusive, in the transaction's currency."""
+    amount_max: Decimal | None = None
+    """Inclusive."""
+    reference: str | None = None
+    """A regular expression searched in the reference (``re.search``); a transaction
+    without a reference does not match."""
+
+    @field_validator("reference")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
 
 
 class ServerConfig(Strict):

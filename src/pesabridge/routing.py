@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .config import RouteConfig
@@ -17,11 +18,15 @@ class Routing:
 
     def router_for(self, source: str) -> Router:
         """A function from transaction to sink names, for transactions from ``source``."""
-        applicable = [r for r in self._routes if source in r.from_]
+        applicable = [
+            (r, re.compile(r.reference) if r.reference else None)
+            for r in self._routes
+            if source in r.from_
+        ]
 
         def route(txn: Transaction) -> list[str]:
             sinks: list[str] = []
-            for r in applicable:
+            for r, reference in applicable:
                 if r.entries is not None and txn.entry.value not in r.entries:
                     continue
                 if txn.status.value not in r.statuses:
@@ -29,6 +34,16 @@ class Routing:
                 if r.providers is not None and txn.provider not in r.providers:
                     continue
                 if r.accounts is not None and (txn.account or "") not in r.accounts:
+                    continue
+                if r.directions is not None and txn.direction.value not in r.directions:
+                    continue
+                if r.amount_min is not None and txn.amount < r.amount_min:
+                    continue
+                if r.amount_max is not None and txn.amount > r.amount_max:
+                    continue
+                if reference is not None and (
+                    txn.reference is None or not reference.search(txn.reference)
+                ):
                     continue
                 sinks.extend(s for s in r.to if s not in sinks)
             return sinks

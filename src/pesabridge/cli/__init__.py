@@ -8,7 +8,7 @@ from .. import __version__
 from .batches import batches_app
 from .files import fetch, files
 from .ingest import ingest
-from .ops import deliveries, replay, status
+from .ops import deliveries_app, replay, sinks_app, status
 from .parse import parse
 from .run import check_config, run, serve, worker
 from .simulate import simulate
@@ -43,7 +43,7 @@ app.command()(ingest)
 app.command()(fetch)
 app.command()(files)
 app.command()(status)
-app.command()(deliveries)
+app.add_typer(deliveries_app, name="deliveries")
 app.command()(replay)
 app.command()(run)
 app.command()(serve)
@@ -53,6 +53,7 @@ app.command()(transform)
 app.command()(simulate)
 app.add_typer(iso8583_app, name="iso8583")
 app.add_typer(batches_app, name="batches")
+app.add_typer(sinks_app, name="sinks")
 
 
 def _register_demo() -> None:

@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from ..model import Transaction
 from .rows import idempotency_key, row_transaction
-from .schema import attempts, deliveries, transactions
+from .schema import attempts, deliveries, sink_state, transactions
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,45 @@ class AttemptRecord:
     status_code: int | None = None
     error: str | None = None
     response: str | None = None
+    unknown_outcome: bool = False
+    """Sent, but no answer came: the back office may have it."""
+    request_summary: str | None = None
+    document_id: str | None = None
+    """The back office's id for the document, on a delivered attempt."""
+
+
+def held_reversal(delivery: Any = deliveries) -> ColumnElement[bool]:
+    """True for a reversal delivery whose original's delivery to the same sink is not
+    delivered yet (pending, in flight, or dead): it waits, so the back office never sees
+    a reversal of something it does not have. A reversal whose original is not in the
+    ledger, or was not routed to this sink, is not held."""
+    reversal = transactions.alias("reversal")
+    original = transactions.alias("original")
+    before = deliveries.alias("original_delivery")
+    waiting = exists(
+        select(before.c.id)
+        .select_from(before.join(original, original.c.id == before.c.transaction_id))
+        .where(
+            before.c.sink == delivery.c.sink,
+            before.c.state != "delivered",
+            original.c.receipt == reversal.c.related_receipt,
+            original.c.provider == reversal.c.provider,
+            original.c.entry != "reversal",
+        )
+    )
+    return exists(
+        select(reversal.c.id).where(
+            reversal.c.id == delivery.c.transaction_id,
+            reversal.c.entry == "reversal",
+            reversal.c.related_receipt.is_not(None),
+            waiting,
+        )
+    )
+
+
+def paused_sinks() -> Select[tuple[str]]:
+    """The names of paused sinks."""
+    return select(sink_state.c.name).where(sink_state.c.paused == true())
 
 
 def claim(
@@ -55,6 +107,9 @@ def claim(
 ) -> list[Claimed]:
     """Take up to ``limit`` due deliveries: pending and due, or in flight with a lapsed lease.
 
+    Deliveries to a paused sink are left alone, and so is a reversal whose original's
+    delivery to the same sink is not delivered yet (see :func:`held_reversal`).
+
     PostgreSQL skips rows other workers hold (``FOR UPDATE SKIP LOCKED``); SQLite runs
     this inside ``BEGIN IMMEDIATE``, so claims never overlap there either.
     """
@@ -65,6 +120,7 @@ def claim(
     )
     if sinks is not None:
         due = and_(due, d.sink.in_(list(sinks)))
+    due = and_(due, d.sink.not_in(paused_sinks()), not_(held_reversal()))
     candidates = (
         select(d.id)
         .where(due)
@@ -121,6 +177,8 @@ def finish(
             status_code=record.status_code,
             error=record.error,
             response=record.response,
+            unknown_outcome=record.unknown_outcome,
+            request_summary=record.request_summary,
         )
     )
     d = deliveries.c
@@ -136,7 +194,12 @@ def finish(
         statement = (
             update(deliveries)
             .where(d.id == claimed.delivery_id, d.state != "delivered")
-            .values(state="delivered", delivered_at=record.finished_at, **common)
+            .values(
+                state="delivered",
+                delivered_at=record.finished_at,
+                document_id=record.document_id,
+                **common,
+            )
         )
     else:
         state = "dead" if record.outcome == "dead" else "pending"
@@ -160,8 +223,11 @@ def replay(
     ids: Sequence[int] | None = None,
     dead: bool = False,
     sink: str | None = None,
+    receipt: str | None = None,
+    since: datetime | None = None,
 ) -> int:
-    """Make dead (or, by id, any undelivered) deliveries due again; returns how many."""
+    """Make dead (or, by id or filter, any undelivered) deliveries due again; returns how
+    many. ``since`` is compared with the delivery's last change (when it died)."""
     d = deliveries.c
     condition = d.state != "delivered"
     if ids is not None:
@@ -170,9 +236,33 @@ def replay(
         condition = and_(condition, d.state == "dead")
     if sink is not None:
         condition = and_(condition, d.sink == sink)
+    if receipt is not None:
+        condition = and_(
+            condition,
+            d.transaction_id.in_(
+                select(transactions.c.id).where(transactions.c.receipt == receipt)
+            ),
+        )
+    if since is not None:
+        condition = and_(condition, d.updated_at >= since)
     result = conn.execute(
         update(deliveries)
         .where(condition, d.state != "in_flight")
         .values(state="pending", attempts=0, next_attempt_at=now, updated_at=now)
     )
     return result.rowcount
+
+
+def set_paused(
+    conn: Connection, name: str, paused: bool, now: datetime, reason: str | None
+) -> None:
+    """Pause or resume a sink (persisted: every worker reads it at each claim)."""
+    changed = conn.execute(
+        update(sink_state)
+        .where(sink_state.c.name == name)
+        .values(paused=paused, reason=reason, updated_at=now)
+    ).rowcount
+    if not changed:
+        conn.execute(
+            insert(sink_state).values(name=name, paused=paused, reason=reason, updated_at=now)
+        )

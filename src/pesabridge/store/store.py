@@ -127,11 +127,39 @@ class Store:
             return outbox.finish(conn, claimed, record, next_attempt_at=next_attempt_at)
 
     def replay(
-        self, *, ids: Sequence[int] | None = None, dead: bool = False, sink: str | None = None
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        dead: bool = False,
+        sink: str | None = None,
+        receipt: str | None = None,
+        since: datetime | None = None,
     ) -> int:
         """Make deliveries due again; returns how many."""
         with self.write() as conn:
-            return outbox.replay(conn, utcnow(), ids=ids, dead=dead, sink=sink)
+            return outbox.replay(
+                conn, utcnow(), ids=ids, dead=dead, sink=sink, receipt=receipt, since=since
+            )
+
+    def pause_sink(self, name: str, reason: str | None = None) -> None:
+        """Stop claiming ``name``'s deliveries (in-flight ones finish)."""
+        with self.write() as conn:
+            outbox.set_paused(conn, name, True, utcnow(), reason)
+
+    def resume_sink(self, name: str) -> None:
+        """Claim ``name``'s deliveries again."""
+        with self.write() as conn:
+            outbox.set_paused(conn, name, False, utcnow(), None)
+
+    def sink_states(self) -> dict[str, queries.SinkStateView]:
+        """Every sink with deliveries or a recorded state: paused or not, counts per state."""
+        with self.read() as conn:
+            return queries.sink_states(conn)
+
+    def delivery(self, delivery_id: int) -> queries.DeliveryDetail | None:
+        """One delivery with every attempt, for ``pesabridge deliveries show``."""
+        with self.read() as conn:
+            return queries.delivery_detail(conn, delivery_id)
 
     # -- views ----------------------------------------------------------------------
 
@@ -141,11 +169,26 @@ class Store:
             return queries.status_counts(conn)
 
     def deliveries(
-        self, *, failed: bool = False, state: str | None = None, limit: int = 100
+        self,
+        *,
+        failed: bool = False,
+        state: str | None = None,
+        limit: int = 100,
+        sink: str | None = None,
+        receipt: str | None = None,
+        since: datetime | None = None,
     ) -> list[queries.DeliveryView]:
         """Deliveries, newest first."""
         with self.read() as conn:
-            return queries.list_deliveries(conn, failed=failed, state=state, limit=limit)
+            return queries.list_deliveries(
+                conn,
+                failed=failed,
+                state=state,
+                limit=limit,
+                sink=sink,
+                receipt=receipt,
+                since=since,
+            )
 
     def note_source(self, name: str, *, error: str | None = None) -> None:
         """Record a poll of a source: its time, and success or the error."""
