@@ -28,6 +28,7 @@ SOURCES: dict[str, str] = {
 
 SINKS: dict[str, str] = {
     "http": "pesabridge.sinks.http:HttpSink",
+    "sql": "pesabridge.sinks.sql:SqlSink",
     "file-drop": "pesabridge.sinks.filedrop:FileDropSink",
 }
 
