@@ -2,18 +2,24 @@
 
 A real HTTP server (aiohttp) on 127.0.0.1, used by ``pesabridge demo``, by the tests and
 by integrators who want to see what pesabridge sends. It can be told to misbehave (fail,
-throttle with ``Retry-After``, answer slowly, refuse), and it counts postings that arrive
-again under an idempotency key it already accepted, so "exactly once" can be checked.
+throttle with ``Retry-After``, answer slowly, refuse, drop the connection before or after
+posting), and it counts postings that arrive again under an idempotency key it already
+accepted, so "exactly once" can be checked. It can demand a bearer token issued by its
+own OAuth2 client-credentials endpoint (``/oauth/token``), answer 409 to a repeated key,
+and serve HTTPS (with client certificates when the SSL context asks for them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import itertools
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -30,6 +36,9 @@ class Rule:
     retry_after: str | None = None
     body: str = ""
     match: Matcher | None = None
+    drop: Literal["before", "after"] | None = None
+    """Close the connection without answering: ``before`` posting (the request reached
+    the server but nothing happened), or ``after`` (posted, the answer lost)."""
 
 
 @dataclass
@@ -42,6 +51,10 @@ class BackOfficeState:
     replays: int = 0
     """Requests carrying a key already accepted (answered 200, not posted again)."""
     missing_key: int = 0
+    unauthorized: int = 0
+    tokens_issued: int = 0
+    seen: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    """Every request's headers and body, in arrival order."""
 
 
 class BackOffice:
@@ -55,10 +68,46 @@ class BackOffice:
         self.rules: list[Rule] = []
         self._runner: web.AppRunner | None = None
         self._lock = threading.Lock()
+        self.conflict_on_replay = False
+        """Answer 409 (instead of 200) to a key already accepted."""
+        self.require_token = False
+        """Demand ``Authorization: Bearer`` with a token from ``/oauth/token``."""
+        self.oauth_clients: dict[str, str] = {}
+        self.token_lifetime = 3600
+        self.tokens: set[str] = set()
+        self._token_numbers = itertools.count(1)
+        self._tls = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{self.path}"
+        return f"{self.origin}{self.path}"
+
+    @property
+    def origin(self) -> str:
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token (the next request with one is answered 401)."""
+        with self._lock:
+            self.tokens.clear()
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        if not isinstance(client_id, str) or self.oauth_clients.get(client_id) != secret:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        token = f"tok-{next(self._token_numbers)}"
+        with self._lock:
+            self.tokens.add(token)
+            self.state.tokens_issued += 1
+        return web.json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": self.token_lifetime}
+        )
 
     def add_rule(self, rule: Rule) -> None:
         """Queue a behaviour; rules are tried in the order added."""
@@ -75,6 +124,15 @@ class BackOffice:
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        with self._lock:
+            self.state.seen.append((dict(request.headers), raw))
+        if self.require_token:
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            with self._lock:
+                known = token in self.tokens
+                self.state.unauthorized += not known
+            if not known:
+                return web.json_response({"error": "invalid_token"}, status=401)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -90,19 +148,32 @@ class BackOffice:
         if rule is not None:
             if rule.delay:
                 await asyncio.sleep(rule.delay)
+            if rule.drop is not None:
+                if rule.drop == "after":
+                    self._post(key, body)
+                assert request.transport is not None
+                request.transport.abort()
+                raise asyncio.CancelledError  # nothing more to say on a dead connection
             if not 200 <= rule.status < 300:
                 headers = {"Retry-After": rule.retry_after} if rule.retry_after else None
                 return web.Response(
                     status=rule.status, text=rule.body or "refused", headers=headers
                 )
+        document, fresh = self._post(key, body)
+        if not fresh:
+            status = 409 if self.conflict_on_replay else 200
+            return web.json_response({"status": "duplicate", "document": document}, status=status)
+        return web.json_response({"status": "posted", "document": document}, status=201)
+
+    def _post(self, key: str, body: dict[str, Any]) -> tuple[str, bool]:
+        """Book a posting once per key: its document id, and whether it is new."""
         with self._lock:
             if key in self.state.postings:
                 self.state.replays += 1
-                document = self.state.postings[key]["document"]
-                return web.json_response({"status": "duplicate", "document": document})
+                return str(self.state.postings[key]["document"]), False
             document = f"DOC-{len(self.state.postings) + 1:06d}"
             self.state.postings[key] = {"document": document, "body": body}
-        return web.json_response({"status": "posted", "document": document}, status=201)
+            return document, True
 
     async def _summary(self, _request: web.Request) -> web.Response:
         with self._lock:
@@ -114,13 +185,15 @@ class BackOffice:
                 }
             )
 
-    async def start(self) -> None:
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
         app = web.Application()
         app.router.add_post(self.path, self._handle)
         app.router.add_get("/summary", self._summary)
+        app.router.add_post("/oauth/token", self._token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        self._tls = ssl_context is not None
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

@@ -77,7 +77,8 @@ class OAuth2Auth(Strict):
     client_auth: Literal["basic", "body"] = "basic"
     """How the client authenticates to the token endpoint: HTTP basic or form fields."""
     refresh_margin: float = Field(default=60.0, ge=0)
-    """Seconds before expiry at which the token is refreshed."""
+    """Seconds before expiry at which the token is refreshed (at the latest half-way
+    through a shorter-lived token's life)."""
 
 
 Auth = Annotated[BasicAuth | BearerAuth | ApiKeyAuth | OAuth2Auth, Field(discriminator="type")]
@@ -257,13 +258,14 @@ class OAuth2Token:
             form["scope"] = c.scope
         if c.audience:
             form["audience"] = c.audience
-        auth = None
+        headers = {}
         if c.client_auth == "basic":
-            auth = aiohttp.BasicAuth(c.client_id, c.client_secret.get_secret_value())
+            secret = c.client_secret.get_secret_value()
+            headers["Authorization"] = aiohttp.encode_basic_auth(c.client_id, secret)
         else:
             form.update(client_id=c.client_id, client_secret=c.client_secret.get_secret_value())
         try:
-            async with session.post(str(c.token_url), data=form, auth=auth) as response:
+            async with session.post(str(c.token_url), data=form, headers=headers) as response:
                 text = await response.text(errors="replace")
                 if response.status != 200:
                     raise DeliveryError(
@@ -281,7 +283,9 @@ class OAuth2Token:
             raise DeliveryError("OAuth2 token endpoint sent no access_token", retryable=True)
         expires_in = payload.get("expires_in")
         lifetime = float(expires_in) if isinstance(expires_in, int | float | str) else 3600.0
-        self._expires = time.monotonic() + max(0.0, lifetime - c.refresh_margin)
+        # Refresh ``refresh_margin`` before expiry, but use a short-lived token for at
+        # least half its life rather than fetching one per request.
+        self._expires = time.monotonic() + max(lifetime - c.refresh_margin, lifetime / 2)
         return token
 
 
@@ -315,9 +319,9 @@ class HttpSink:
         headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
         auth = self.config.auth
         if isinstance(auth, BasicAuth):
-            headers["Authorization"] = aiohttp.BasicAuth(
+            headers["Authorization"] = aiohttp.encode_basic_auth(
                 auth.username, auth.password.get_secret_value()
-            ).encode()
+            )
         elif isinstance(auth, BearerAuth):
             headers["Authorization"] = f"Bearer {auth.token.get_secret_value()}"
         elif isinstance(auth, ApiKeyAuth):
