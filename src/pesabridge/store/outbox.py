@@ -80,6 +80,7 @@ def held_reversal(delivery: Any = deliveries) -> ColumnElement[bool]:
             original.c.provider == reversal.c.provider,
             original.c.entry != "reversal",
         )
+        .correlate_except(before, original)
     )
     return exists(
         select(reversal.c.id).where(
