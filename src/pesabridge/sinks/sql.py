@@ -109,6 +109,35 @@ def field_values(txn: Transaction, idempotency_key: str, sink: str) -> dict[str,
     }
 
 
+# PostgreSQL SQLSTATE classes worth trying again: connection, transaction rollback
+# (deadlock, serialization), insufficient resources, operator intervention, system error.
+PG_RETRY_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# MySQL/MariaDB server errors worth trying again: lock wait timeout, deadlock, too many
+# connections, shutdown in progress, query interrupted. Client errors (2000-2999: cannot
+# connect, server gone away, lost connection) are retried too.
+MYSQL_RETRY_CODES = frozenset({1040, 1053, 1205, 1213, 1317, 1927})
+
+
+def retryable(error: exc.DBAPIError) -> bool:
+    """Whether a database error can go away by itself (else the row will never fit)."""
+    if error.connection_invalidated:
+        return True
+    if isinstance(error, exc.IntegrityError | exc.DataError | exc.ProgrammingError):
+        return False
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate[:2] in PG_RETRY_CLASSES
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        code = args[0]
+        return code in MYSQL_RETRY_CODES or 2000 <= code < 3000
+    text = str(orig).lower()
+    if "locked" in text or "busy" in text or "unable to open" in text:
+        return True  # SQLite
+    return not isinstance(error, exc.OperationalError | exc.InternalError | exc.NotSupportedError)
+
+
 def _message(error: BaseException) -> str:
     orig = getattr(error, "orig", None)
     return str(orig if orig is not None else error).strip().splitlines()[0][:1000]
@@ -205,13 +234,13 @@ class SqlSink:
                         ) from None
             try:
                 await asyncio.to_thread(self._upsert, values)
-            except (exc.IntegrityError, exc.DataError, exc.ProgrammingError) as error:
-                raise DeliveryError(
-                    f"the database refused it: {_message(error)}",
-                    retryable=False,
-                    request_summary=summary,
-                ) from None
             except exc.DBAPIError as error:
+                if not retryable(error):
+                    raise DeliveryError(
+                        f"the database refused it: {_message(error)}",
+                        retryable=False,
+                        request_summary=summary,
+                    ) from None
                 # Connection lost, deadlock, server restarting: the transaction either
                 # committed or not; the upsert makes trying again harmless.
                 raise DeliveryError(
