@@ -270,3 +270,11 @@ batch_schedules = Table(
     Column("sink", String(100), primary_key=True),
     Column("last_fire_at", UTCDateTime, nullable=False),
 )
+
+stan_counters = Table(
+    "stan_counters",
+    metadata,
+    Column("sink", String(100), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD in the host's zone
+    Column("last", Integer, nullable=False),
+)

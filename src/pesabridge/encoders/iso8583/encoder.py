@@ -60,8 +60,9 @@ class StanAllocator(Protocol):
 class InMemoryStanAllocator:
     """STANs from a counter in memory: ``start``, ``start + 1``, ... 999999, then 1.
 
-    For the CLI and tests. A sink needs the durable allocator (per sink, per day,
-    surviving restarts) of the ISO 8583 sink, since a host rejects a repeated STAN.
+    For the CLI and tests. A sink needs
+    :class:`pesabridge.store.stan.DurableStanAllocator` (per sink, per day, surviving
+    restarts), since a host rejects a repeated STAN.
     """
 
     def __init__(self, start: int = 1) -> None:
