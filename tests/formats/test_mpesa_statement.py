@@ -492,3 +492,12 @@ def test_fast_constructor_matches_the_validating_one(
     with pytest.raises(ValueError) as caught:
         Transaction.fast(*args)
     assert str(caught.value) == error
+
+
+def test_value_longer_than_the_ledger_keeps_is_rejected_by_column() -> None:
+    too_long = PAYMENT.rsplit(",", 1)[0] + "," + "X" * 250
+    items = run(statement(CHARGE, too_long).encode())
+    (reject,) = rejects(items)
+    assert (reject.line, reject.field) == (8, "A/C No.")  # 5 preamble lines, header, charge
+    assert reject.reason == "is 250 characters; at most 200 are kept"
+    assert len(observations(items)) == 1  # the charge row still comes out

@@ -370,7 +370,16 @@ def _row_mapper(
                 related,
             )
         except InvalidValue as exc:
-            field = {"amount": amount_col, "balance_after": balance_col}.get(exc.field, exc.field)
+            columns = {
+                "amount": amount_col,
+                "balance_after": balance_col,
+                "receipt": receipt_col,
+                "reference": names.get(_REFERENCE, "A/C No."),
+                "related_receipt": names.get(_LINKED, "Linked Transaction ID"),
+                "counterparty.msisdn": names.get(_OTHER, "Other Party Info"),
+                "counterparty.name": names.get(_OTHER, "Other Party Info"),
+            }
+            field = columns.get(exc.field, exc.field)
             return _reject(source, line, field, exc.message, raw)
         return Observation(transaction, source, line, raw.encode())
 

@@ -23,6 +23,26 @@ _MINOR: dict[str, Decimal] = {
 _set = object.__setattr__
 
 
+# Longest values the ledger stores (the same on every database): a longer value is refused
+# at construction, so a parser rejects that row instead of a database failing the batch.
+MAX_LENGTHS: dict[str, int] = {
+    "provider": 32,
+    "account": 64,
+    "receipt": 64,
+    "related_receipt": 64,
+    "reference": 200,
+    "counterparty.msisdn": 128,
+    "counterparty.name": 200,
+}
+
+
+def _check_length(field_name: str, value: str | None) -> None:
+    if value is not None and len(value) > MAX_LENGTHS[field_name]:
+        raise InvalidValue(
+            field_name, f"is {len(value)} characters; at most {MAX_LENGTHS[field_name]} are kept"
+        )
+
+
 class Entry(StrEnum):
     """What a statement row or callback is."""
 
@@ -68,6 +88,8 @@ class Counterparty:
                 object.__setattr__(self, "msisdn_kind", classify_msisdn(self.msisdn))
         if self.msisdn is None and self.msisdn_kind is not None:
             raise InvalidValue("counterparty.msisdn_kind", "set without an msisdn")
+        _check_length("counterparty.msisdn", self.msisdn)
+        _check_length("counterparty.name", self.name)
 
     @classmethod
     def of(cls, msisdn: str | None, name: str | None) -> Counterparty | None:
@@ -126,6 +148,8 @@ class Transaction:
             raise InvalidValue("receipt", "is empty")
         if self.account is not None and not self.account:
             object.__setattr__(self, "account", None)
+        for name in ("provider", "account", "receipt", "related_receipt", "reference"):
+            _check_length(name, getattr(self, name))
         if not isinstance(self.entry, Entry):
             object.__setattr__(self, "entry", _enum(Entry, self.entry, "entry"))
         if not isinstance(self.direction, Direction):
@@ -184,6 +208,7 @@ class Transaction:
         if (
             minor is not None
             and provider
+            and len(provider) <= 32
             and receipt
             and receipt.strip()
             and account != ""
@@ -194,7 +219,10 @@ class Transaction:
             and amount >= 0
             and (occurred_at is None or occurred_at.tzinfo is UTC)
             and (balance_after is None or type(balance_after) is Decimal)
-            and (reference is None or type(reference) is str)
+            and (reference is None or (type(reference) is str and len(reference) <= 200))
+            and len(receipt) <= 64
+            and (account is None or len(account) <= 64)
+            and (related_receipt is None or len(related_receipt) <= 64)
         ):
             try:
                 exact_amount = amount.quantize(minor, context=_EXACT)
