@@ -307,3 +307,21 @@ def test_period_is_the_local_day(store: Store, tmp_path: Path) -> None:
     sink = make_sink(tmp_path, every=1)
     [result] = sink.due_cuts(store)
     assert [b.period for b in result.batches] == [date(2024, 5, 7)]
+
+
+def test_a_paused_sink_neither_cuts_nor_uploads(store: Store, tmp_path: Path) -> None:
+    import asyncio
+
+    from pesabridge.store.outbox import set_paused
+
+    record(store, ["PAU0000001"])
+    sink = make_sink(tmp_path, every=1)
+    with store.write() as conn:
+        set_paused(conn, "drop", True, datetime.now(UTC), "bank maintenance")
+    sink.tick(store, "test", timedelta(seconds=30), asyncio.Event())
+    assert states(store) == {"pending": 1}
+    with store.write() as conn:
+        set_paused(conn, "drop", False, datetime.now(UTC), None)
+    sink.tick(store, "test", timedelta(seconds=30), asyncio.Event())
+    assert states(store) == {"delivered": 1}
+    assert files(tmp_path / "out") == ["drop_600977_20240506_001.xml"]

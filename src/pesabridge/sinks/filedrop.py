@@ -485,6 +485,28 @@ class FileDropSink:
         )
         return dataclasses.replace(batch, state="uploaded")
 
+    def paused(self, store: Store) -> bool:
+        """Whether an operator paused this sink (``pesabridge sinks pause``)."""
+        from sqlalchemy import select
+
+        from ..store.schema import sink_state
+
+        with store.read() as conn:
+            flag = conn.execute(
+                select(sink_state.c.paused).where(sink_state.c.name == self.name)
+            ).scalar_one_or_none()
+        return bool(flag)
+
+    def tick(self, store: Store, worker: str, lease: timedelta, stop: asyncio.Event) -> None:
+        """One look: cut what is due, upload what waits; nothing while paused."""
+        if self.paused(store):
+            return
+        self.due_cuts(store)
+        while not stop.is_set():
+            batch = self.upload_once(store, worker, lease)
+            if batch is None or batch.state != "uploaded":
+                break
+
     async def run(
         self, store: Store, stop: asyncio.Event, *, worker: str, lease: timedelta
     ) -> None:
@@ -492,11 +514,7 @@ class FileDropSink:
         log.info("file-drop sink started", sink=self.name, schedule=self.config.schedule)
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self.due_cuts, store)
-                while not stop.is_set():
-                    batch = await asyncio.to_thread(self.upload_once, store, worker, lease)
-                    if batch is None or batch.state != "uploaded":
-                        break
+                await asyncio.to_thread(self.tick, store, worker, lease, stop)
             except Exception:
                 log.exception("file-drop sink: cutting or uploading failed; trying again")
             await wait_or_stop(stop, self.config.check_interval)
