@@ -1,9 +1,15 @@
-"""Small builders shared by tests (not fixtures: plain functions)."""
+"""Small builders and process helpers shared by tests (not fixtures: plain functions)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pesabridge.formats.base import Observation
@@ -56,3 +62,40 @@ def payment(
 def observed(txn: Transaction, source: str = "test", line: int | None = None) -> Observation:
     """An observation of ``txn`` as a callback body would carry it."""
     return Observation(txn, source, line, repr(txn.to_dict()).encode())
+
+
+def start_pesabridge(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    """``pesabridge ARGS`` as a real process, its output appended to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pesabridge", *args],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``pesabridge worker -c CONFIG`` as a real process."""
+    return start_pesabridge("worker", "-c", str(config), log=log)
+
+
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
+    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``seconds``.
+
+    A condition that raises OSError (a server not listening yet) counts as not yet.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -5,35 +5,17 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from pesabridge.devtools.backoffice import BackOfficeThread
 from pesabridge.store import Store
 
+from .helpers import free_port, wait_for
+
 STATEMENT = "mpesa-statement/ORG_600977_Utility Account_Completed_20240507070000.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def test_run_ingests_serves_delivers_and_stops_on_sigterm(

@@ -5,32 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from pesabridge.devtools.backoffice import BackOfficeThread, Rule
 from pesabridge.store import Sighting, Store
 
-from .helpers import observed, payment
-
-
-def start_worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pesabridge", "worker", "-c", str(config)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for(condition, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+from .helpers import observed, payment, start_worker, wait_for
 
 
 def test_sigkilled_worker_loses_nothing(db_url: str, tmp_path: Path) -> None:

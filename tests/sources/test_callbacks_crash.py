@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,8 @@ import yaml
 
 from pesabridge.store import Store
 
+from ..helpers import free_port
 from .callback_helpers import receipts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
