@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,6 +36,11 @@ class Store:
         self.engine = engine
         self.url = url
         self._reader = read_only(engine)
+        # SQLite has one writer at a time; threads of this process queue here instead of
+        # in SQLite's busy handler, which sleeps in steps of up to 100 ms while it waits.
+        self._write_lock: threading.RLock | None = (
+            threading.RLock() if engine.dialect.name == "sqlite" else None
+        )
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL, *, migrate: bool = True) -> Store:
@@ -59,7 +65,11 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: committed on exit, rolled back on error."""
-        with self.engine.begin() as conn:
+        if self._write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -125,6 +135,13 @@ class Store:
         """Record an attempt's outcome; see :func:`pesabridge.store.outbox.finish`."""
         with self.write() as conn:
             return outbox.finish(conn, claimed, record, next_attempt_at=next_attempt_at)
+
+    def finish_many(
+        self, finished: Sequence[tuple[Claimed, AttemptRecord, datetime | None]]
+    ) -> list[bool]:
+        """Record several attempts' outcomes in one transaction (one commit for a batch)."""
+        with self.write() as conn:
+            return outbox.finish_many(conn, finished)
 
     def replay(
         self,
