@@ -1,0 +1,231 @@
+"""Delivery benchmark: the outbox to a local HTTP back office, against a bare aiohttp client.
+
+A back office (``pesabridge.devtools.backoffice``, keep-alive, books every key once) runs
+in a child process. In the same run, on the same machine:
+
+* **bare**: an ``aiohttp`` client posting the same canonical JSON bodies with their
+  ``Idempotency-Key`` at the sink's default concurrency over keep-alive connections, no
+  ledger: the ceiling of the HTTP stack here;
+* **pesabridge**: a ``DeliveryWorker`` with an ``HttpSink`` at its default concurrency
+  draining a ledger of N pending deliveries: claims under a lease, encoding, the request,
+  and each attempt's row and outcome written to the ledger.
+
+Each phase posts to a fresh back office, which must end with exactly N postings and no
+replays. **Goal:** pesabridge/bare >= 0.8.
+
+    .venv/bin/python bench/deliver.py                        # 5,000 deliveries, SQLite
+    .venv/bin/python bench/deliver.py --count 2000 --db postgresql+psycopg://...  --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select
+
+from pesabridge.config import parse_config
+from pesabridge.delivery import DeliveryWorker, RetryPolicy
+from pesabridge.devtools.backoffice import BackOffice
+from pesabridge.encoders import canonical_json
+from pesabridge.logs import configure_logging
+from pesabridge.model import Transaction
+from pesabridge.sinks.http import HttpSink, HttpSinkConfig
+from pesabridge.store import Sighting, Store
+from pesabridge.store.rows import idempotency_key
+from pesabridge.store.schema import deliveries
+
+GOAL = 0.8
+
+
+def _serve(port_queue: Any, stop: Any) -> None:
+    async def run() -> None:
+        server = BackOffice()
+        await server.start()
+        port_queue.put(server.port)
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        port_queue.put((len(server.state.postings), server.state.replays))
+        await server.stop()
+
+    asyncio.run(run())
+
+
+class BackOfficeProcess:
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.queue = ctx.Queue()
+        self.stop = ctx.Event()
+        self.process = ctx.Process(target=_serve, args=(self.queue, self.stop), daemon=True)
+
+    def __enter__(self) -> str:
+        self.process.start()
+        port = self.queue.get(timeout=30)
+        return f"http://127.0.0.1:{port}/payments"
+
+    def finish(self) -> tuple[int, int]:
+        self.stop.set()
+        result: tuple[int, int] = self.queue.get(timeout=30)
+        self.process.join(10)
+        return result
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def transactions(count: int) -> list[Transaction]:
+    from decimal import Decimal
+
+    from pesabridge.model import Counterparty
+    from pesabridge.store import utcnow
+
+    now = utcnow()
+    return [
+        Transaction(
+            provider="mpesa",
+            account="600977",
+            receipt=f"SB{i:08d}",
+            entry="payment",  # type: ignore[arg-type]
+            direction="credit",  # type: ignore[arg-type]
+            amount=Decimal("100.00") + i % 997,
+            currency="KES",
+            occurred_at=now,
+            counterparty=Counterparty.of("254712345678", "JANE DOE"),
+            reference=f"INV-{i}",
+        )
+        for i in range(count)
+    ]
+
+
+def sink_config(url: str) -> HttpSinkConfig:
+    config = parse_config({"sinks": [{"name": "erp", "type": "http", "url": url}]}, environ={})
+    section = config.sinks[0]
+    assert isinstance(section, HttpSinkConfig)
+    return section
+
+
+async def bare(url: str, txns: list[Transaction], concurrency: int) -> float:
+    requests = []
+    for t in txns:
+        key = idempotency_key(t.identity, "erp")
+        requests.append((canonical_json(t, idempotency_key=key), key))
+    started = time.perf_counter()
+    queue = iter(requests)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for body, key in queue:
+                headers = {
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": key,
+                    "User-Agent": "bare",
+                }
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    assert response.status == 201, response.status
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def pesabridge(url: str, db: str, txns: list[Transaction], batch: int) -> float:
+    store = Store.open(db)
+    try:
+        store.record(
+            [_observed(t) for t in txns], Sighting("callback", "callback"), lambda _t: ["erp"]
+        )
+        sink = HttpSink(sink_config(url))
+        worker = DeliveryWorker(
+            store, {"erp": sink}, {"erp": RetryPolicy()}, batch=batch, poll_interval=0.01
+        )
+        started = time.perf_counter()
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        while True:
+            await asyncio.sleep(0.02)
+            if await asyncio.to_thread(delivered, store) == len(txns):
+                break
+            if task.done():
+                task.result()
+        elapsed = time.perf_counter() - started
+        stop.set()
+        await task
+        await worker.close()
+        return elapsed
+    finally:
+        store.close()
+
+
+def delivered(store: Store) -> int:
+    with store.read() as conn:
+        query = (
+            select(func.count()).select_from(deliveries).where(deliveries.c.state == "delivered")
+        )
+        return int(conn.execute(query).scalar_one())
+
+
+def _observed(t: Transaction) -> Any:
+    from pesabridge.formats.base import Observation
+
+    return Observation(t, "bench", None, t.receipt.encode())
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--db", default=None, help="Ledger URL (default: a fresh SQLite file)")
+    parser.add_argument("--batch", type=int, default=None, help="Claim batch (default: config)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    configure_logging("INFO", json=True)  # as `pesabridge worker` runs it
+
+    concurrency = sink_config("http://127.0.0.1/x").concurrency
+    batch = args.batch or parse_config({}, environ={}).worker.batch
+    txns = transactions(args.count)
+    results: dict[str, Any] = {"count": args.count, "concurrency": concurrency, "batch": batch}
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or f"sqlite:///{Path(tmp) / 'ledger.db'}"
+        for phase in ("bare", "pesabridge"):
+            server = BackOfficeProcess()
+            with server as url:
+                if phase == "bare":
+                    seconds = await bare(url, txns, concurrency)
+                else:
+                    seconds = await pesabridge(url, db, txns, batch)
+                postings, replays = server.finish()
+            ok = ok and postings == args.count and replays == 0
+            results[phase] = {
+                "seconds": round(seconds, 3),
+                "per_second": round(args.count / seconds, 1),
+                "postings": postings,
+                "replays": replays,
+            }
+    ratio = results["pesabridge"]["per_second"] / results["bare"]["per_second"]
+    results["ratio"] = round(ratio, 3)
+    results["goal"] = GOAL
+    results["pass"] = ok and ratio >= GOAL
+    results["db"] = "sqlite" if args.db is None else args.db.split(":", 1)[0]
+    if not args.json:
+        for phase in ("bare", "pesabridge"):
+            r = results[phase]
+            print(f"{phase:>10}: {r['per_second']:>9.1f} deliveries/s  ({r['seconds']} s)")
+        print(f"     ratio: {ratio:.3f} (goal >= {GOAL}) {'PASS' if results['pass'] else 'FAIL'}")
+    print(json.dumps(results) if args.json else "")
+    if not ok:
+        return 2
+    return 0 if results["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
