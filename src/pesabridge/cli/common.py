@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from ..config import Config, load_config
 from ..errors import ConfigError
@@ -40,6 +41,19 @@ FormatOptionsOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def byte_progress() -> Progress:
+    """A progress bar in bytes (downloads, files being read); silent when not a terminal."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
 
 
 def read_format_options(value: str | None) -> dict[str, Any] | None:

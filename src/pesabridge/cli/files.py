@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from ..pipeline import IngestSummary
@@ -17,7 +17,7 @@ from ..sources.base import SourceContext
 from ..sources.poller import FilePoller
 from ..sources.remotefs import RemoteConfigError, RemoteEntry, RemoteError
 from ..store import remote as remote_ledger
-from .common import ConfigOption, DbOption, console, errors, open_store
+from .common import ConfigOption, DbOption, byte_progress, console, errors, open_store
 
 
 class _Bars:
@@ -97,15 +97,7 @@ def _fetch(poller: FilePoller, store: Any, *, dry_run: bool, wait: bool) -> None
         if dry_run:
             _print_plan(poller)
             return
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,
-            transient=True,
-        ) as bar:
+        with byte_progress() as bar:
             summaries = poller.poll_once(observer=_Bars(bar))
     except RemoteConfigError as exc:
         store.note_source(poller.name, error=f"configuration error: {exc}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import TaskID
 from rich.table import Table
 
 from ..config import ComponentConfig, Config
@@ -17,6 +17,7 @@ from .common import (
     ConfigOption,
     DbOption,
     FormatOptionsOption,
+    byte_progress,
     console,
     errors,
     open_store,
@@ -73,15 +74,7 @@ def ingest(
             if not path.is_file():
                 errors.print(f"{path}: no such file", highlight=False)
                 raise typer.Exit(2)
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                disable=not console.is_terminal,
-                transient=True,
-            ) as bar:
+            with byte_progress() as bar:
                 task = bar.add_task(path.name, total=path.stat().st_size)
 
                 def advance(done: int, task: TaskID = task) -> None:
