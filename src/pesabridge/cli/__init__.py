@@ -65,6 +65,15 @@ def _register_demo() -> None:
 _register_demo()
 
 
+def _register_iso8583_host() -> None:
+    from .host import iso8583_host
+
+    app.command("iso8583-host")(iso8583_host)
+
+
+_register_iso8583_host()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
