@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pesabridge.formats import FailedAttempt
+from pesabridge.store import Store, utcnow
+from pesabridge.store.failures import add_failed_attempts
+
 STATEMENT = "mpesa-statement/ORG_600977_Utility Account_Completed_20240507070000.csv"
 PARSE_CASES = [
     ("mpesa-statement", STATEMENT),
@@ -187,3 +191,24 @@ def test_parse_delimited_with_format_options(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "format_options.columns" in missing.stderr
+
+
+def test_failed_attempts_are_listed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = Store.open(url)
+    cancelled = FailedAttempt(
+        source="stk:req-1",
+        provider="mpesa",
+        request_id="ws_CO_191220191020363925",
+        code="1032",
+        reason="Request cancelled by user",
+        raw=b"{}",
+    )
+    with store.write() as conn:
+        add_failed_attempts(conn, [cancelled], source="stk", account="174379", now=utcnow())
+    store.close()
+    result = pesabridge("failed-attempts", "--db", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ws_CO_191220191020363925" in result.stdout
+    assert "Request cancelled by user" in result.stdout
+    assert "1032" in result.stdout

@@ -74,6 +74,15 @@ def _register_iso8583_host() -> None:
 _register_iso8583_host()
 
 
+def _register_failed_attempts() -> None:
+    from .failures import failed_attempts
+
+    app.command("failed-attempts")(failed_attempts)
+
+
+_register_failed_attempts()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
