@@ -389,3 +389,15 @@ def test_ftps_certificate_is_verified_unless_turned_off(
         )
     assert any("verification is OFF" in entry["event"] for entry in logs)
     assert [s.new for s in unverified.poll_once()] == [12]
+
+
+def test_an_ftp_server_without_mlsd_is_listed_with_nlst_size_and_mdtm(
+    ftp_server: FileServer, sqlite_store: Store, samples_dir: Path, tmp_path: Path
+) -> None:
+    ftp_server.knobs.no_mlsd = True
+    (ftp_server.root / "statement.csv").write_bytes((samples_dir / STATEMENT).read_bytes())
+    source = make_source(sqlite_store, ftp_server, tmp_path)
+    (summary,) = source.poll_once()
+    assert (summary.new, summary.error) == (12, None)
+    # SIZE and MDTM gave the same (path, size, mtime) key: not fetched a second time
+    assert source.poll_once() == []

@@ -150,6 +150,8 @@ class FtpSession:
             if _code(exc) == "550":  # an empty folder, on some servers
                 return []
             raise
+        # SIZE is refused in ASCII mode by many servers (pyftpdlib, vsftpd): binary first.
+        self.ftp.voidcmd("TYPE I")
         for listed in names:
             name = posixpath.basename(listed)
             path = posixpath.join(folder, name)
