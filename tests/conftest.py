@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from pesabridge.devtools.backoffice import BackOffice
 from pesabridge.store import Store
 
 from .fixtures import servers
@@ -134,3 +135,14 @@ def sftp_server(tmp_path: Path) -> Iterator[servers.FileServer]:
     root = tmp_path / "sftp-root"
     root.mkdir()
     yield from servers.sftp_server(root, tmp_path)
+
+
+@pytest.fixture
+async def backoffice() -> AsyncIterator[BackOffice]:
+    """The sample back-office HTTP API, running on a free port for one test."""
+    server = BackOffice()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -7,7 +7,6 @@ its reason, whatever the back office does (fail, throttle, time out, refuse).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -23,16 +22,6 @@ from pesabridge.store.schema import attempts, deliveries
 from .helpers import observed, payment
 
 FAST_RETRY = RetryPolicy(max_attempts=8, base=0.05, cap=0.2)
-
-
-@pytest.fixture
-async def backoffice() -> AsyncIterator[BackOffice]:
-    server = BackOffice()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def http_sink(url: str, read_timeout: float = 5.0) -> HttpSink:

@@ -11,7 +11,6 @@ import hmac
 import ipaddress
 import ssl
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ from pesabridge.store.schema import attempts
 from ..helpers import observed, payment
 
 FAST = RetryPolicy(max_attempts=6, base=0.02, cap=0.05)
-
-
-@pytest.fixture
-async def backoffice() -> AsyncIterator[BackOffice]:
-    server = BackOffice()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def sink(url: str, **options: Any) -> HttpSink:

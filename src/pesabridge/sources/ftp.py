@@ -25,7 +25,7 @@ import structlog
 from ..config import ComponentConfig
 from .base import SourceContext
 from .file_config import RemoteSourceConfig
-from .poller import FilePoller, default_work_dir, remote_disposition
+from .poller import FilePoller, remote_poller_settings
 from .remotefs import (
     Progress,
     RemoteConfigError,
@@ -354,10 +354,7 @@ class _FtpSourceBase(FilePoller):
             config,
             context,
             fs,
-            root=posixpath.normpath(config.remote_dir),
-            disposition=remote_disposition(config),
-            work_dir=default_work_dir(context, config.name, config.work_dir),
-            backoff_max=config.backoff_max,
+            **remote_poller_settings(config, context),
             verify_size=config.binary,
             origin=_origin(fs.description),
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
+import posixpath
 import random
 import shutil
 import time
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import structlog
 
@@ -556,6 +557,16 @@ def default_work_dir(context: SourceContext, name: str, configured: Path | None)
     if configured is not None:
         return context.resolve(configured)
     return context.resolve(Path(".pesabridge") / "work" / name)
+
+
+def remote_poller_settings(config: RemoteSourceConfig, context: SourceContext) -> dict[str, Any]:
+    """The FilePoller settings every server source (ftp, ftps, sftp) derives from its config."""
+    return {
+        "root": posixpath.normpath(config.remote_dir),
+        "disposition": remote_disposition(config),
+        "work_dir": default_work_dir(context, config.name, config.work_dir),
+        "backoff_max": config.backoff_max,
+    }
 
 
 def remote_disposition(config: RemoteSourceConfig) -> Disposition:

@@ -27,7 +27,7 @@ from pydantic import SecretStr, model_validator
 from ..config import ComponentConfig
 from .base import SourceContext
 from .file_config import RemoteSourceConfig
-from .poller import FilePoller, default_work_dir, remote_disposition
+from .poller import FilePoller, remote_poller_settings
 from .remotefs import (
     Progress,
     RemoteConfigError,
@@ -323,9 +323,6 @@ class SftpSource(FilePoller):
             config,
             context,
             fs,
-            root=posixpath.normpath(config.remote_dir),
-            disposition=remote_disposition(config),
-            work_dir=default_work_dir(context, config.name, config.work_dir),
-            backoff_max=config.backoff_max,
+            **remote_poller_settings(config, context),
             origin=lambda entry: f"{fs.description}/{entry.display.lstrip('/')}",
         )
