@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    func,
+    literal_column,
 )
 
 from .types import Id, UTCDateTime
@@ -278,3 +280,71 @@ stan_counters = Table(
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD in the host's zone
     Column("last", Integer, nullable=False),
 )
+
+# -- dashboard (migration 0008) -----------------------------------------------------------
+
+users = Table(
+    # Local dashboard users: argon2 hashes only, never a password.
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+dashboard_sessions = Table(
+    # Server-side sessions: the cookie holds a random token, the table its sha256, so a
+    # stolen database cannot be replayed as cookies and logout or disabling a user ends
+    # every session at once.
+    "dashboard_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("username", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", Text),
+    Column("detail", Text),  # JSON
+    Column("client", String(100)),
+)
+
+dead_letter_resolutions = Table(
+    # "Resolved" notes on dead letters. A note covers the delivery as it was when written:
+    # a delivery that dies again later (its updated_at moves on) is unresolved again.
+    "dead_letter_resolutions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("username", String(100), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=False),
+)
+
+# Search indexes for the dashboard over millions of transactions. The expressions are
+# plain SQL that SQLite and PostgreSQL evaluate alike, and the search builds exactly the
+# same expressions (pesabridge.dashboard.search), so SQLite's planner matches them.
+MSISDN_LAST4 = func.substr(
+    transactions.c.msisdn, func.length(transactions.c.msisdn) - literal_column("3")
+)
+REFERENCE_FOLDED = func.lower(transactions.c.reference)
+Index("ix_transactions_occurred_at", transactions.c.occurred_at)
+Index("ix_transactions_msisdn_last4", MSISDN_LAST4)
+Index("ix_transactions_reference_folded", REFERENCE_FOLDED)
+Index("ix_attempts_finished_at", attempts.c.finished_at)
