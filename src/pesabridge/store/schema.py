@@ -348,3 +348,80 @@ Index("ix_transactions_occurred_at", transactions.c.occurred_at)
 Index("ix_transactions_msisdn_last4", MSISDN_LAST4)
 Index("ix_transactions_reference_folded", REFERENCE_FOLDED)
 Index("ix_attempts_finished_at", attempts.c.finished_at)
+
+# -- reconciliation (pesabridge.reconcile; migration 0007) ------------------------------
+
+recon_runs = Table(
+    # One reconciliation of an account over a period of days (in the account's zone).
+    "recon_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),  # first day, inclusive
+    Column("period_end", Date, nullable=False),  # last day, inclusive
+    Column("trigger", String(16), nullable=False),  # cli | auto | api
+    Column("statement", Text),  # the statement file given, if any
+    Column("backoffice", Text),  # the back-office record given, if any
+    Column("open_exceptions", Integer, nullable=False, default=0),
+    Column("summary", Text),  # counts per outcome, JSON
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+)
+
+recon_days = Table(
+    # Per account, day and outcome: how many and how much (replaced by each run).
+    "recon_days",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("outcome", String(32), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("run_id", Id, ForeignKey("recon_runs.id"), nullable=False),
+)
+
+recon_exceptions = Table(
+    # A difference a person must look at (or one repaired automatically, for the record).
+    # ``key`` names the finding itself, so a later run finds the same row again: an open
+    # one stays open, a resolved one stays resolved and does not reappear.
+    "recon_exceptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved | repaired | cleared
+    Column("transaction_id", Id, ForeignKey("transactions.id"), index=True),
+    Column("receipt", String(64)),
+    Column("sink", String(100)),
+    Column("file_id", Id, ForeignKey("files.id")),
+    Column("line", Integer),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("detail", Text, nullable=False),
+    Column("first_run_id", Id, ForeignKey("recon_runs.id"), nullable=False),
+    Column("last_run_id", Id, ForeignKey("recon_runs.id"), nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_by", String(100)),
+    Column("comment", Text),
+    Index("ix_recon_exceptions_scope", "account", "day", "status"),
+)
+
+recon_resolutions = Table(
+    # The audit trail: who resolved which exception, when, and why.
+    "recon_resolutions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("exception_id", Id, ForeignKey("recon_exceptions.id"), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # resolve
+    Column("by_user", String(100), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
