@@ -86,7 +86,7 @@ class Runtime:
             lease=timedelta(seconds=config.worker.lease_seconds),
             poll_interval=config.worker.poll_interval,
         )
-        self.app = build_app(self.store, self.callbacks)
+        self.app = build_app(self.store, self.callbacks, config)
         self.port: int | None = None
         self.started = asyncio.Event()
 

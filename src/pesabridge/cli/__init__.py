@@ -83,6 +83,15 @@ def _register_failed_attempts() -> None:
 _register_failed_attempts()
 
 
+def _register_users() -> None:
+    from .users import users_app
+
+    app.add_typer(users_app, name="users")
+
+
+_register_users()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -12,12 +12,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..config import Config
+from ..dashboard import dashboard_routes
 from ..sources.base import CallbackSource
 from ..store import Store
 from .openapi import openapi_document
 
 
-def build_app(store: Store, sources: Sequence[CallbackSource]) -> Starlette:
+def build_app(
+    store: Store, sources: Sequence[CallbackSource], config: Config | None = None
+) -> Starlette:
     """An ASGI app answering every callback source's routes."""
 
     async def healthz(_request: Request) -> JSONResponse:
@@ -46,4 +50,5 @@ def build_app(store: Store, sources: Sequence[CallbackSource]) -> Starlette:
     ]
     for source in sources:
         routes.extend(source.routes())
+    routes.extend(dashboard_routes(store, config))  # /ui: the web dashboard
     return Starlette(routes=routes)
