@@ -30,6 +30,7 @@ SINKS: dict[str, str] = {
     "http": "pesabridge.sinks.http:HttpSink",
     "sql": "pesabridge.sinks.sql:SqlSink",
     "file-drop": "pesabridge.sinks.filedrop:FileDropSink",
+    "iso8583": "pesabridge.sinks.iso8583:Iso8583Sink",
 }
 
 

@@ -63,6 +63,11 @@ class Runtime:
         self.sinks: dict[str, Sink] = {
             section.name: sink_class(section.type)(section) for section in config.sinks
         }
+        for sink in self.sinks.values():
+            # Sinks that keep state in the ledger (the ISO 8583 sink's STANs and journal).
+            attach = getattr(sink, "attach", None)
+            if attach is not None:
+                attach(self.store)
         policies = {
             section.name: RetryPolicy(
                 max_attempts=getattr(section, "max_attempts", 12),

@@ -1,19 +1,24 @@
 """A small, real ISO 8583 host (a TCP server) for tests, the demo and integrators.
 
-It answers requests, advices, reversals, their repeats and network management messages
-over a length-prefixed TCP stream, and can be told to approve, decline, answer slowly,
-never answer, or drop the connection. It counts each financial message by (MTI class,
-STAN, RRN), so a test can check that a posting reached the host effectively once.
+It answers requests (0200), advices (0220) and their repeats (0221), reversals (0420,
+0421) and network management messages (0800 sign-on, echo) over a length-prefixed TCP
+stream, with the framing and TPDU a real switch would want, and can be told to approve,
+decline, answer 94 (duplicate), answer slowly or never, or drop the connection — for
+every message or the next few of some message types, and on command while it runs.
 
-Framing: a 2-byte big-endian binary length that does not count itself (the common
-default); the message body as the spec encodes it.
+It keeps a ledger as a host would: an approved request or advice is *posted* under
+(STAN, RRN); a repeat of the same (STAN, RRN) is recognised and not posted again; a
+reversal reverses the posting it names (field 90/56, or the RRN alone), and a reversal
+that arrives before its original is remembered so the late original is not posted.
+:meth:`HostState.net` is postings minus reversals per RRN: the proof that a transaction
+reached the books exactly once. Messages are handled concurrently, so a slow answer does
+not hold up the others (answers may come back out of order, as from a real switch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,61 +27,156 @@ from typing import Any, Literal
 import iso8583
 
 from ..encoders.iso8583 import DEFAULT_SPEC, Iso8583Spec, load_spec
+from ..sinks.iso8583.framing import Framing, FramingError, swap_tpdu
+from ..sinks.iso8583.messages import response_mti as response_mti_of
 
-Mode = Literal["approve", "decline", "slow", "silent", "drop"]
+Mode = Literal["approve", "decline", "duplicate", "slow", "silent", "drop"]
+MODES: tuple[str, ...] = ("approve", "decline", "duplicate", "slow", "silent", "drop")
+DUPLICATE = "94"
+NOT_FOUND = "25"
+_ECHOED = ("3", "4", "7", "11", "12", "13", "24", "32", "37", "41", "42", "49", "70")
 
 
 @dataclass
 class HostRule:
-    """How to treat the next ``times`` financial messages."""
+    """How to treat the next ``times`` messages (of types ``mtis``, or every financial,
+    advice and reversal message when None)."""
 
     mode: Mode = "approve"
     times: int = 1
     delay: float = 0.0
+    """Seconds before answering (``slow``: 5 when not given)."""
     code: str = "05"
     """Response code when declining."""
+    mtis: tuple[str, ...] | None = None
+    post: bool = True
+    """For slow, silent and drop: whether the message is applied before the host goes
+    quiet (the answer is lost), or lost itself."""
+
+
+@dataclass
+class Posting:
+    stan: str
+    rrn: str
+    mti: str
+    amount: str
+    reversed: bool = False
 
 
 @dataclass
 class HostState:
-    """What the host has seen."""
+    """What the host has seen and booked."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
+    """Every message decoded, in arrival order."""
     postings: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """(class, STAN, RRN) -> how many times it arrived; class is financial or reversal."""
+    ledger: dict[tuple[str, str], Posting] = field(default_factory=dict)
+    """(STAN, RRN) -> what was booked."""
+    reversed_keys: set[tuple[str, str]] = field(default_factory=set)
+    connections: int = 0
 
     @property
     def duplicates(self) -> int:
+        """Messages that arrived again with the same class, STAN and RRN (repeats)."""
         return sum(count - 1 for count in self.postings.values() if count > 1)
+
+    def net(self) -> dict[str, int]:
+        """Postings minus reversals per RRN (RRN without its padding)."""
+        totals: Counter[str] = Counter()
+        for posting in self.ledger.values():
+            totals[posting.rrn.strip()] += 0 if posting.reversed else 1
+        return dict(totals)
+
+    @property
+    def double_postings(self) -> dict[str, int]:
+        """RRNs booked more than once net: the bug this host exists to catch."""
+        return {rrn: n for rrn, n in self.net().items() if n > 1}
+
+    def trail(self, rrn: str) -> list[tuple[str, str]]:
+        """(MTI, STAN) of every message about ``rrn``, in arrival order."""
+        return [
+            (str(m["t"]), str(m.get("11", "")))
+            for m in self.messages
+            if str(m.get("37", "")).strip() == rrn
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        net = self.net()
+        return {
+            "messages": len(self.messages),
+            "posted": sum(1 for n in net.values() if n == 1),
+            "double_postings": self.double_postings,
+            "repeats": self.duplicates,
+            "connections": self.connections,
+        }
 
 
 def response_mti(mti: str) -> str:
-    """0200 → 0210, 0220/0221 → 0230, 0420/0421 → 0430, 0800 → 0810 (and 1xxx alike)."""
-    return mti[:2] + str(int(mti[2]) + 1) + "0"
+    """0200 → 0210, 0220/0221 → 0230, 0420/0421 → 0430, 0800 → 0810, 1804 → 1814."""
+    return response_mti_of(mti)
+
+
+def parse_rule(words: list[str]) -> HostRule:
+    """A rule from the control words ``MODE [CODE|DELAY] [times=N] [mtis=0200,0420]``."""
+    if not words or words[0] not in MODES:
+        raise ValueError(f"a rule starts with one of {', '.join(MODES)}")
+    rule = HostRule(mode=words[0], times=10**12)  # type: ignore[arg-type]
+    for word in words[1:]:
+        key, _, value = word.partition("=")
+        if not value and rule.mode == "decline":
+            rule.code = key
+        elif not value:
+            rule.delay = float(key)
+        elif key == "times":
+            rule.times = int(value)
+        elif key == "mtis":
+            rule.mtis = tuple(value.split(","))
+        elif key == "post":
+            rule.post = value.lower() in ("1", "yes", "true")
+        else:
+            raise ValueError(f"unknown rule option {key!r}")
+    return rule
 
 
 class Iso8583Host:
     """The host. ``await start()`` in a running loop, or use :class:`Iso8583HostThread`."""
 
     def __init__(
-        self, spec: Iso8583Spec | str = DEFAULT_SPEC, host: str = "127.0.0.1", port: int = 0
+        self,
+        spec: Iso8583Spec | str = DEFAULT_SPEC,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        framing: Framing | None = None,
+        rrn_duplicates: bool = False,
     ) -> None:
         self.spec = load_spec(spec) if isinstance(spec, str) else spec
         self.host = host
         self.port = port
+        self.framing = framing or Framing()
+        self.rrn_duplicates = rrn_duplicates
+        """Answer 94 to a request or advice whose RRN is already booked (new STAN or
+        not), as hosts that deduplicate on the RRN do."""
         self.state = HostState()
         self.rules: list[HostRule] = []
         self._server: asyncio.Server | None = None
         self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def add_rule(self, rule: HostRule) -> None:
         with self._lock:
             self.rules.append(rule)
 
-    def _next_rule(self) -> HostRule:
+    def clear_rules(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def _next_rule(self, mti: str) -> HostRule:
         with self._lock:
             for rule in self.rules:
-                if rule.times > 0:
+                if rule.times > 0 and (
+                    mti in rule.mtis if rule.mtis is not None else mti[1] != "8"
+                ):
                     rule.times -= 1
                     return rule
         return HostRule(times=0)
@@ -88,27 +188,42 @@ class Iso8583Host:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
             await self._server.wait_closed()
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.state.connections += 1
+        write_lock = asyncio.Lock()
         try:
             while True:
-                header = await reader.readexactly(2)
-                body = await reader.readexactly(struct.unpack(">H", header)[0])
-                answer = await self._answer(body)
-                if answer is None:
-                    continue
-                if answer == b"":
-                    return  # drop the connection
-                writer.write(struct.pack(">H", len(answer)) + answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+                tpdu, body = await self.framing.read(reader)
+                task = asyncio.create_task(self._handle(body, tpdu, writer, write_lock))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        except (asyncio.IncompleteReadError, ConnectionError, FramingError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    async def _handle(
+        self, body: bytes, tpdu: bytes, writer: asyncio.StreamWriter, lock: asyncio.Lock
+    ) -> None:
+        answer = await self._answer(body)
+        if answer is None:
+            return
+        if answer == b"":
+            writer.close()  # drop the connection, and whatever else was in flight on it
+            return
+        async with lock:
+            if writer.is_closing():
+                return
+            writer.write(self.framing.frame(answer, swap_tpdu(tpdu)))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
 
     async def _answer(self, body: bytes) -> bytes | None:
         """The response bytes, None to stay silent, b"" to drop the connection."""
@@ -119,25 +234,63 @@ class Iso8583Host:
         mti = str(fields["t"])
         with self._lock:
             self.state.messages.append(fields)
-        approved = self.spec.approved
-        if mti[1] == "8":  # network management: sign-on, echo
-            return self._encode(fields, response_mti(mti), approved)
+        rule = self._next_rule(mti)
+        if mti[1] == "8" and rule.times == 0 and rule.mode == "approve":
+            return self._encode(fields, response_mti(mti), self.spec.approved)
         kind = "reversal" if mti[1] == "4" else "financial"
         with self._lock:
-            self.state.postings[(kind, fields.get("11", ""), fields.get("37", ""))] += 1
-        rule = self._next_rule()
+            if mti[1] != "8":
+                self.state.postings[(kind, fields.get("11", ""), fields.get("37", ""))] += 1
+        if rule.mode == "decline":
+            return self._encode(fields, response_mti(mti), rule.code)
+        if rule.mode == "duplicate":
+            return self._encode(fields, response_mti(mti), DUPLICATE)
+        code = self.spec.approved
+        if rule.post and mti[1] != "8":
+            code = self._book(fields, mti)
         if rule.delay or rule.mode == "slow":
             await asyncio.sleep(rule.delay or 5.0)
         if rule.mode == "silent":
             return None
         if rule.mode == "drop":
             return b""
-        code = rule.code if rule.mode == "decline" else approved
         return self._encode(fields, response_mti(mti), code)
+
+    def _book(self, fields: dict[str, Any], mti: str) -> str:
+        """Apply a financial message or reversal to the ledger; the response code."""
+        stan, rrn = str(fields.get("11", "")), str(fields.get("37", ""))
+        approved = self.spec.approved
+        duplicate = DUPLICATE.rjust(len(approved), "0")
+        with self._lock:
+            ledger = self.state.ledger
+            if mti[1] == "4":
+                original = str(fields.get(self.spec.original_data_field, ""))
+                key = (original[4:10], rrn)
+                if key not in ledger:  # no STAN quoted, or not ours: by RRN alone
+                    live = [k for k, p in ledger.items() if p.rrn == rrn and not p.reversed]
+                    if len(live) == 1:
+                        key = live[0]
+                self.state.reversed_keys.add(key)
+                posting = ledger.get(key)
+                if posting is None:
+                    return NOT_FOUND.rjust(len(approved), "0")
+                posting.reversed = True
+                return approved
+            key = (stan, rrn)
+            if key in ledger:  # a repeat: an advice is acknowledged, a request is a duplicate
+                return approved if mti[2] == "2" else duplicate
+            if key in self.state.reversed_keys:
+                return approved  # reversed before it arrived: acknowledged, never booked
+            if self.rrn_duplicates and any(
+                p.rrn == rrn and not p.reversed for p in ledger.values()
+            ):
+                return duplicate
+            ledger[key] = Posting(stan, rrn, mti, str(fields.get("4", "")))
+            return approved
 
     def _encode(self, request: dict[str, Any], mti: str, code: str) -> bytes:
         echoed = {"t": mti, "39": code.rjust(len(self.spec.approved), "0")}
-        for key in ("3", "4", "7", "11", "12", "13", "37", "41", "42", "49"):
+        for key in _ECHOED:
             if key in request:
                 echoed[key] = request[key]
         raw, _ = iso8583.encode(echoed, self.spec.fields)

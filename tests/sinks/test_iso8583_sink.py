@@ -1,0 +1,67 @@
+"""The ISO 8583 sink against the real test host over TCP: answers, declines, 94."""
+
+from __future__ import annotations
+
+from pesabridge.devtools.iso8583_host import HostRule
+from pesabridge.store import Store
+
+from .iso8583_support import deliver_all, financial, iso_sink, net, record, running_host
+
+
+async def test_advices_are_posted_once_each_after_a_sign_on(store: Store) -> None:
+    record(store, "SISO000001", "SISO000002", "SISO000003")
+    async with running_host() as host:
+        await deliver_all(store, iso_sink(host.port, store))
+    views = {v.transaction.receipt: v for v in store.deliveries()}
+    assert {v.state for v in views.values()} == {"delivered"}
+    assert net(host) == {"SISO000001": 1, "SISO000002": 1, "SISO000003": 1}
+    first = host.state.messages[0]
+    assert (first["t"], first["70"]) == ("0800", "001")  # sign-on before anything else
+    assert financial(host, "SISO000001") == ["0220"]
+    assert views["SISO000001"].document_id is not None
+    assert host.state.connections == 1
+
+
+async def test_a_decline_is_a_dead_letter_and_91_is_retried(store: Store) -> None:
+    record(store, "SISODECL01", "SISORETR01")
+    async with running_host() as host:
+        host.add_rule(HostRule(mode="decline", code="05"))  # the first message
+        host.add_rule(HostRule(mode="decline", code="91"))  # the second, once
+        await deliver_all(store, iso_sink(host.port, store))
+    views = {v.transaction.receipt: v for v in store.deliveries()}
+    declined, retried = views["SISODECL01"], views["SISORETR01"]
+    assert declined.state == "dead"
+    assert declined.attempts == 1
+    assert "answered 05" in (declined.last_error or "")
+    assert retried.state == "delivered"
+    assert retried.attempts == 2
+    assert net(host) == {"SISORETR01": 1}
+    # the retry after an answered refusal is a new exchange: a new STAN
+    stans = [stan for _mti, stan in host.state.trail("SISORETR01")]
+    assert len(set(stans)) == 2
+
+
+async def test_94_duplicate_counts_as_delivered(store: Store) -> None:
+    record(store, "SISODUPL01")
+    async with running_host() as host:
+        host.add_rule(HostRule(mode="duplicate"))
+        await deliver_all(store, iso_sink(host.port, store))
+    (view,) = store.deliveries()
+    assert view.state == "delivered"
+    assert view.attempts == 1
+    assert "94" in (view.last_error or "")  # the note says why it counts
+
+
+async def test_an_unknown_code_is_a_dead_letter_and_the_table_is_configurable(
+    store: Store,
+) -> None:
+    record(store, "SISOCODE01", "SISOCODE02")
+    async with running_host() as host:
+        host.add_rule(HostRule(mode="decline", code="N7"))
+        host.add_rule(HostRule(mode="decline", code="51", times=1))
+        sink = iso_sink(host.port, store, response_codes={"51": "retry"})
+        await deliver_all(store, sink)
+    views = {v.transaction.receipt: v for v in store.deliveries()}
+    assert views["SISOCODE01"].state == "dead"
+    assert "not in the response code table" in (views["SISOCODE01"].last_error or "")
+    assert views["SISOCODE02"].state == "delivered"
