@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .reconcile.settings import ReconciliationConfig
 from .store.connector import DEFAULT_URL
 
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
@@ -98,6 +99,8 @@ class Config(Strict):
     sources: list[ComponentConfig] = []
     sinks: list[ComponentConfig] = []
     routes: list[RouteConfig] = []
+    reconciliation: ReconciliationConfig = ReconciliationConfig()
+    """Reconciliation (see docs/reconciliation.md)."""
     base_dir: Path = Path(".")
     """The config file's folder: relative paths in the file are relative to it."""
 

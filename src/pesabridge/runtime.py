@@ -12,6 +12,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -51,7 +52,13 @@ class Runtime:
             max_batch=config.server.commit_max_batch,
             max_wait=config.server.commit_max_wait,
         )
-        context = SourceContext(self.store, self.routing, config.base_dir, self.committer)
+        context = SourceContext(
+            self.store,
+            self.routing,
+            config.base_dir,
+            self.committer,
+            after_statement=self._reconcile if config.reconciliation.auto else None,
+        )
         self.pollers: list[PollingSource] = []
         self.callbacks: list[CallbackSource] = []
         for section in config.sources:
@@ -94,6 +101,12 @@ class Runtime:
         self.app = build_app(self.store, self.callbacks, config)
         self.port: int | None = None
         self.started = asyncio.Event()
+
+    def _reconcile(self, file_id: int, path: Path | None) -> None:
+        """After a file source ingested a statement: reconcile the days it covers."""
+        from .reconcile import reconcile_after_ingest
+
+        reconcile_after_ingest(self.store, file_id, self.config, path)
 
     async def run(
         self, stop: asyncio.Event | None = None, *, serve: bool = True, work: bool = True

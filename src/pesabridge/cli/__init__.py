@@ -83,6 +83,15 @@ def _register_failed_attempts() -> None:
 _register_failed_attempts()
 
 
+def _register_reconcile() -> None:
+    from .reconcile import reconcile_app
+
+    app.add_typer(reconcile_app, name="reconcile")
+
+
+_register_reconcile()
+
+
 def _register_users() -> None:
     from .users import users_app
 

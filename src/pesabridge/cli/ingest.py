@@ -12,7 +12,7 @@ from rich.table import Table
 from ..config import ComponentConfig, Config
 from ..pipeline import IngestSummary, ingest_file
 from ..routing import Routing, no_route
-from ..store import Router
+from ..store import Router, Store
 from .common import (
     ConfigOption,
     DbOption,
@@ -91,6 +91,8 @@ def ingest(
                     progress=advance,
                 )
             summaries.append(summary)
+            if summary.file_id is not None and not summary.skipped and not summary.error:
+                _reconcile(store, summary.file_id, path, config)
             for reject in summary.rejects:
                 errors.print(str(reject), markup=False, highlight=False)
             if summary.rejected > len(summary.rejects):
@@ -104,6 +106,28 @@ def ingest(
         raise typer.Exit(2 if all(s.error for s in summaries) else 1)
     if any(s.rejected for s in summaries):
         raise typer.Exit(1)
+
+
+def _reconcile(store: Store, file_id: int, path: Path, config: Config | None) -> None:
+    """Reconcile the days the statement covers (``reconciliation.auto``); a failure is
+    reported and does not change the ingest's outcome."""
+    from ..logs import configure_logging
+    from ..reconcile import ReconcileError, reconcile_after_ingest
+
+    configure_logging("WARNING")  # the summary below says what happened, on stdout
+    try:
+        report = reconcile_after_ingest(store, file_id, config, path)
+    except ReconcileError as exc:
+        errors.print(f"reconciliation after ingest: {exc}", highlight=False)
+        return
+    if report is not None:
+        console.print(
+            f"reconciled {report.account} {report.start} to {report.end}: "
+            f"{report.open_exceptions} open exception(s), {len(report.repaired)} backfilled "
+            f"(details: pesabridge reconcile --account {report.account} --from {report.start} "
+            f"--to {report.end})",
+            highlight=False,
+        )
 
 
 def _print_summary(summaries: list[IngestSummary]) -> None:

@@ -336,6 +336,7 @@ def balances(
     """Balance continuity of every statement file of the period; ``at_hand`` maps file
     ids to the statement files themselves, read instead of the ledger."""
     digits = minor_units(scope.currency)
+    partial = False
     for file in coverage:
         path = (at_hand or {}).get(file.file_id)
         if path is not None and path.is_file():
@@ -349,6 +350,7 @@ def balances(
                     continue
             chain = chain_from_rows(sides.statement_rows(conn, file.file_id), observed)
             if chain.unknown:
+                partial = True
                 out.notes.append(
                     f"{file.name}: {chain.unknown} row(s) have no balance in the ledger (their "
                     "callback came first, without one), so their running balances were not "
@@ -360,7 +362,9 @@ def balances(
         receipts = sides.receipts_at(conn, file.file_id, [b.line for b in found if b.line])
         for item in found:
             _break_finding(scope, file, item, receipts.get(item.line or 0), out)
-    out.checked.add(BALANCE_BREAK)
+    if not partial:
+        # a partial check (balances missing) must not clear what a full one found
+        out.checked.add(BALANCE_BREAK)
 
 
 def _break_finding(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -27,6 +27,9 @@ class SourceContext:
     base_dir: Path = Path(".")
     committer: GroupCommitter | None = None
     """Shared by callback sources: concurrent callbacks commit together (one fsync)."""
+    after_statement: Callable[[int, Path | None], None] | None = None
+    """Called by file sources with a statement file's ledger id (and its local copy) once
+    it is ingested: reconciliation hooks in here (see :mod:`pesabridge.reconcile`)."""
 
     def resolve(self, path: Path) -> Path:
         """A config path, relative to the config file's folder."""

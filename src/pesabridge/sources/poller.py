@@ -358,12 +358,24 @@ class FilePoller:
                 known=summary.known,
                 rejected=summary.rejected,
             )
+            if not summary.skipped and summary.file_id is not None:
+                self._after_statement(summary.file_id, local)
             self._dispose(session, planned, success=True, note=None)
             self._watch.pop(entry.path, None)
             return summary
         finally:
             if downloaded and local is not None:
                 shutil.rmtree(local.parent, ignore_errors=True)
+
+    def _after_statement(self, file_id: int, local: Path) -> None:
+        """Let reconciliation look at the new statement; its failure never fails the file."""
+        hook = self.context.after_statement
+        if hook is None:
+            return
+        try:
+            hook(file_id, local)
+        except Exception:
+            log.exception("reconciliation after ingest failed", source=self.name, file=file_id)
 
     def _failed(
         self,
