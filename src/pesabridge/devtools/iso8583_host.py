@@ -75,6 +75,10 @@ class HostState:
     """(STAN, RRN) -> what was booked."""
     reversed_keys: set[tuple[str, str]] = field(default_factory=set)
     connections: int = 0
+    max_in_flight: int = 0
+    """The most messages one connection had waiting for their answers at once."""
+    tpdus: Counter[bytes] = field(default_factory=Counter)
+    """TPDUs the messages came with (empty bytes: none)."""
 
     @property
     def duplicates(self) -> int:
@@ -162,6 +166,7 @@ class Iso8583Host:
         self._server: asyncio.Server | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     def add_rule(self, rule: HostRule) -> None:
         with self._lock:
@@ -188,6 +193,8 @@ class Iso8583Host:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._writers):
+                writer.close()  # a host going down takes its connections with it
             for task in list(self._tasks):
                 task.cancel()
             await self._server.wait_closed()
@@ -195,16 +202,22 @@ class Iso8583Host:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.state.connections += 1
+        self._writers.add(writer)
         write_lock = asyncio.Lock()
+        mine: set[asyncio.Task[None]] = set()
         try:
             while True:
                 tpdu, body = await self.framing.read(reader)
+                self.state.tpdus[tpdu] += 1
                 task = asyncio.create_task(self._handle(body, tpdu, writer, write_lock))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                for group in (self._tasks, mine):
+                    group.add(task)
+                    task.add_done_callback(group.discard)
+                self.state.max_in_flight = max(self.state.max_in_flight, len(mine))
         except (asyncio.IncompleteReadError, ConnectionError, FramingError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
