@@ -175,8 +175,9 @@ def sources(conn: Connection, config: Config | None, now: datetime) -> list[Sour
         cls = source_class(kind) if kind else None
         state = states.get(name, {})
         if cls is not None and hasattr(cls, "routes") and not state:
-            when = last_callback.isoformat(" ", "seconds") if last_callback else "none yet"
-            found.append(SourceHealth(name, kind, "grey", f"callbacks; last received {when}"))
+            found.append(
+                SourceHealth(name, kind, "grey", "callbacks", {"last_callback_at": last_callback})
+            )
             continue
         success, error_at = state.get("last_success_at"), state.get("last_error_at")
         polled = state.get("last_poll_at")

@@ -15,3 +15,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+// Search forms leave empty fields out of the URL, so links to a search stay short.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form.method !== "get") return;
+  for (const field of form.querySelectorAll("input, select")) {
+    if (field.name && field.value === "") field.disabled = true;
+  }
+});
