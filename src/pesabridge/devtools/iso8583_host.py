@@ -203,71 +203,100 @@ class Iso8583Host:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.state.connections += 1
         self._writers.add(writer)
-        write_lock = asyncio.Lock()
-        mine: set[asyncio.Task[None]] = set()
+        delayed: set[asyncio.Task[None]] = set()
+        batch: list[bytes] = []
         try:
             while True:
                 tpdu, body = await self.framing.read(reader)
                 self.state.tpdus[tpdu] += 1
-                task = asyncio.create_task(self._handle(body, tpdu, writer, write_lock))
-                for group in (self._tasks, mine):
+                self.state.max_in_flight = max(self.state.max_in_flight, len(delayed) + 1)
+                answer, delay = self._decide(body)
+                if not delay:
+                    # Answered in turn, without a task per message, and the answers to
+                    # what arrived together sent together: the host must not be the
+                    # bottleneck of the benchmark it serves.
+                    self._reply(answer, tpdu, writer, batch)
+                    if writer.transport.get_write_buffer_size() > 65536:
+                        await writer.drain()
+                    continue
+                task = asyncio.create_task(self._later(answer, delay, tpdu, writer))
+                for group in (self._tasks, delayed):
                     group.add(task)
                     task.add_done_callback(group.discard)
-                self.state.max_in_flight = max(self.state.max_in_flight, len(mine))
         except (asyncio.IncompleteReadError, ConnectionError, FramingError):
             pass
         finally:
             self._writers.discard(writer)
             writer.close()
-            with contextlib.suppress(ConnectionError):
+            # stop() or the loop's end may cancel this wait: the connection is closed.
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    async def _handle(
-        self, body: bytes, tpdu: bytes, writer: asyncio.StreamWriter, lock: asyncio.Lock
+    async def _later(
+        self, answer: bytes | None, delay: float, tpdu: bytes, writer: asyncio.StreamWriter
     ) -> None:
-        answer = await self._answer(body)
-        if answer is None:
+        await asyncio.sleep(delay)
+        self._reply(answer, tpdu, writer)
+
+    def _reply(
+        self,
+        answer: bytes | None,
+        tpdu: bytes,
+        writer: asyncio.StreamWriter,
+        batch: list[bytes] | None = None,
+    ) -> None:
+        if answer is None or writer.is_closing():
             return
         if answer == b"":
+            if batch:
+                self._flush(writer, batch)
             writer.close()  # drop the connection, and whatever else was in flight on it
             return
-        async with lock:
-            if writer.is_closing():
-                return
-            writer.write(self.framing.frame(answer, swap_tpdu(tpdu)))
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
+        frame = self.framing.frame(answer, swap_tpdu(tpdu))
+        if batch is None:
+            writer.write(frame)
+            return
+        batch.append(frame)
+        if len(batch) == 1:  # sent once this turn of the loop has read what is there
+            asyncio.get_running_loop().call_soon(self._flush, writer, batch)
 
-    async def _answer(self, body: bytes) -> bytes | None:
-        """The response bytes, None to stay silent, b"" to drop the connection."""
+    @staticmethod
+    def _flush(writer: asyncio.StreamWriter, batch: list[bytes]) -> None:
+        if batch and not writer.is_closing():
+            writer.write(b"".join(batch))
+        batch.clear()
+
+    def _decide(self, body: bytes) -> tuple[bytes | None, float]:
+        """The response bytes (None to stay silent, b"" to drop the connection) and how
+        many seconds to wait before."""
         try:
             fields, _ = iso8583.decode(body, self.spec.fields)
         except iso8583.DecodeError:
-            return b""  # a host hangs up on what it cannot read
+            return b"", 0.0  # a host hangs up on what it cannot read
         mti = str(fields["t"])
+        answer_mti = response_mti(mti)
         with self._lock:
             self.state.messages.append(fields)
         rule = self._next_rule(mti)
         if mti[1] == "8" and rule.times == 0 and rule.mode == "approve":
-            return self._encode(fields, response_mti(mti), self.spec.approved)
+            return self._encode(fields, answer_mti, self.spec.approved), 0.0
         kind = "reversal" if mti[1] == "4" else "financial"
         with self._lock:
             if mti[1] != "8":
                 self.state.postings[(kind, fields.get("11", ""), fields.get("37", ""))] += 1
+        delay = rule.delay or (5.0 if rule.mode == "slow" else 0.0)
         if rule.mode == "decline":
-            return self._encode(fields, response_mti(mti), rule.code)
+            return self._encode(fields, answer_mti, rule.code), delay
         if rule.mode == "duplicate":
-            return self._encode(fields, response_mti(mti), DUPLICATE)
+            return self._encode(fields, answer_mti, DUPLICATE), delay
         code = self.spec.approved
         if rule.post and mti[1] != "8":
             code = self._book(fields, mti)
-        if rule.delay or rule.mode == "slow":
-            await asyncio.sleep(rule.delay or 5.0)
         if rule.mode == "silent":
-            return None
+            return None, 0.0
         if rule.mode == "drop":
-            return b""
-        return self._encode(fields, response_mti(mti), code)
+            return b"", delay
+        return self._encode(fields, answer_mti, code), delay
 
     def _book(self, fields: dict[str, Any], mti: str) -> str:
         """Apply a financial message or reversal to the ledger; the response code."""

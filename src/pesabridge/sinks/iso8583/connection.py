@@ -24,6 +24,15 @@ from .messages import request_key, response_key
 log = structlog.get_logger("pesabridge.sinks.iso8583")
 
 
+DRAIN_ABOVE = 65536
+"""Bytes waiting in the socket's buffer above which a writer waits for it to empty."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class Unanswered(Exception):
     """The message was written and no answer came: the host may have acted on it."""
 
@@ -60,6 +69,7 @@ class Iso8583Connection:
         self.closed = asyncio.Event()
         self.last_received = time.monotonic()
         self.late = 0
+        self._outgoing: list[bytes] = []
         """Answers that arrived after their request had given up waiting."""
         self._task = asyncio.create_task(self._read())
 
@@ -70,6 +80,19 @@ class Iso8583Connection:
         """Connect (raises OSError or TimeoutError; nothing was sent)."""
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         return cls(reader, writer, framing, spec, f"{host}:{port}")
+
+    def _queue(self, frame: bytes) -> None:
+        """Write ``frame`` with whatever else is written in this turn of the event loop:
+        one send for many messages (a send to another process costs more than encoding
+        a message here)."""
+        self._outgoing.append(frame)
+        if len(self._outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if not self._writer.is_closing():
+            self._writer.write(b"".join(frames))
 
     @property
     def in_flight(self) -> int:
@@ -88,12 +111,16 @@ class Iso8583Connection:
             raise ValueError(f"a message with key {key} is already in flight")
         raw, _ = iso8583.encode(dict(fields), self.spec.fields)
         frame = self.framing.frame(bytes(raw))
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._pending[key] = future
+        # One timer on the future rather than wait_for (a task and a shield per message).
+        timer = loop.call_later(timeout, _expire, future)
         try:
-            self._writer.write(frame)
-            await self._writer.drain()
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            self._queue(frame)
+            if self._writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
+                await self._writer.drain()
+            return await future
         except TimeoutError:
             raise ResponseTimeout(
                 f"no answer from {self.name} within {timeout:g}s to {fields['t']} "
@@ -103,6 +130,7 @@ class Iso8583Connection:
             self.close()
             raise ConnectionLost(f"connection to {self.name} lost: {exc}") from None
         finally:
+            timer.cancel()
             self._pending.pop(key, None)
 
     async def _read(self) -> None:
