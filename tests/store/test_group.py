@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import Connection, select
@@ -93,11 +94,11 @@ def test_sqlite_connection_is_durable_only_for_the_committer(sqlite_url: str) ->
     store = Store.open(sqlite_url)
     committer = GroupCommitter(store)
     try:
-        conn = committer._connection()
+        conn = committer._connect(wait=False)
         raw = conn.connection.driver_connection
         assert raw is not None
         assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        committer._release()
+        committer._release(conn)
         with store.engine.connect() as other:
             level = other.connection.driver_connection.execute(  # type: ignore[union-attr]
                 "PRAGMA synchronous"
@@ -106,3 +107,90 @@ def test_sqlite_connection_is_durable_only_for_the_committer(sqlite_url: str) ->
     finally:
         committer.close()
         store.close()
+
+
+def bulk_recorder(calls: list[int]) -> Callable[[Connection, Sequence[str]], list[RecordResult]]:
+    """A bulk function recording one transaction per receipt, counting its calls."""
+
+    def work(conn: Connection, receipts: Sequence[str]) -> list[RecordResult]:
+        calls.append(len(receipts))
+        if "BAD" in receipts:
+            raise ValueError("a bad payload")
+        result = record_batch(
+            conn, [observed(payment(r)) for r in receipts], SIGHTING, lambda _t: ["erp"], utcnow()
+        )
+        return [
+            RecordResult(new=int(i in result.new_ids), transaction_ids=[i])
+            for i in result.transaction_ids
+        ]
+
+    return work
+
+
+async def test_bulk_work_of_a_batch_is_merged_into_one_call(store: Store) -> None:
+    calls: list[int] = []
+    bulk = bulk_recorder(calls)
+    committer = GroupCommitter(store, max_wait=0.02)
+    try:
+        results = await asyncio.gather(
+            *(committer.submit_bulk(bulk, f"SB{i:06d}") for i in range(40))
+        )
+    finally:
+        committer.close()
+    assert [r.new for r in results] == [1] * 40
+    assert len({r.transaction_ids[0] for r in results}) == 40
+    assert sum(calls) == 40
+    assert len(calls) < 5  # merged, not one call per caller
+    assert store.status()["transactions"] == 40
+
+
+async def test_a_bad_payload_in_merged_work_fails_only_its_caller(store: Store) -> None:
+    calls: list[int] = []
+    bulk = bulk_recorder(calls)
+    committer = GroupCommitter(store, max_wait=0.02)
+    try:
+        outcomes = await asyncio.gather(
+            committer.submit_bulk(bulk, "SB000101"),
+            committer.submit_bulk(bulk, "BAD"),
+            committer.submit_bulk(bulk, "SB000102"),
+            return_exceptions=True,
+        )
+    finally:
+        committer.close()
+    assert isinstance(outcomes[1], ValueError)
+    assert [o.new for o in (outcomes[0], outcomes[2]) if isinstance(o, RecordResult)] == [1, 1]
+    assert calls[0] == 3  # tried merged first, then one by one
+    assert store.status()["transactions"] == 2
+
+
+async def test_inline_commit_waits_for_a_busy_lock_off_the_event_loop(sqlite_url: str) -> None:
+    """SQLite commits on the loop; another writer holding the lock sends it to the thread."""
+    store = Store.open(sqlite_url)
+    committer = GroupCommitter(store, max_wait=0)
+    assert committer.inline
+    database = sqlite_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, as far as SQLite knows
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def release_later() -> None:
+        await asyncio.sleep(0.3)
+        holder.execute("COMMIT")
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        result, _ = await asyncio.gather(committer.submit(recorder("SG000301")), release_later())
+    finally:
+        ticking.cancel()
+        committer.close()
+        holder.close()
+    assert result.new == 1
+    assert ticks >= 10  # the loop kept running while the thread waited for the lock
+    assert store.status()["transactions"] == 1
+    store.close()

@@ -16,13 +16,14 @@ from ..config import Config
 from ..dashboard import dashboard_routes
 from ..sources.base import CallbackSource
 from ..store import Store
+from .fastpath import CallbackApp, fast_table
 from .openapi import openapi_document
 
 
 def build_app(
     store: Store, sources: Sequence[CallbackSource], config: Config | None = None
 ) -> Starlette:
-    """An ASGI app answering every callback source's routes."""
+    """An ASGI app answering every callback source's routes (callbacks on the fast path)."""
 
     async def healthz(_request: Request) -> JSONResponse:
         def ping() -> None:
@@ -51,4 +52,4 @@ def build_app(
     for source in sources:
         routes.extend(source.routes())
     routes.extend(dashboard_routes(store, config))  # /ui: the web dashboard
-    return Starlette(routes=routes)
+    return CallbackApp(routes=routes, fast=fast_table(sources))

@@ -4,21 +4,36 @@ A callback is acknowledged only after its transaction, evidence and outbox rows 
 committed. Committing each request on its own costs one fsync per callback, and
 throughput collapses to the disk's fsync rate. :class:`GroupCommitter` gathers the work of
 concurrent requests (up to ``max_batch`` items, waiting at most ``max_wait`` seconds
-after the first), runs each item in its own SAVEPOINT inside one write transaction,
-commits once, and only then resolves each caller's future::
+after the first), runs it inside one write transaction, commits once, and only then
+resolves each caller's future::
 
     committer = GroupCommitter(store)
     result = await committer.submit(lambda conn: record_batch(conn, ...))
+    results = await committer.submit_bulk(record_many, payload)  # merged with others
 
-One item's failure (a bad value, a unique-key race lost to another process) rolls back
-its savepoint only: the other items in the batch still commit. A failure of the batch
-as a whole (the database locked past its timeout, the connection lost) is retried whole
-and, if it persists, raised to every caller, none of whom is acknowledged.
+How a batch runs (savepoints, merged bulk work) is :mod:`pesabridge.store.group_batch`.
+A failure of the batch as a whole (the database locked past its timeout, the connection
+lost) is retried whole and, if it persists, raised to every caller, none of whom is
+acknowledged.
 
-Durability: on SQLite the committer's own connection runs with ``PRAGMA
-synchronous=FULL`` (the WAL is fsynced at every commit), while the rest of the process
-keeps ``NORMAL``; ``synchronous`` is a per-connection setting, so nothing else changes.
-On PostgreSQL every commit is flushed (``synchronous_commit`` on, the server default).
+Where it runs:
+
+- **SQLite: on the event loop.** A batch of callbacks is a millisecond or two of
+  Python and SQLite work plus one WAL fsync. Run in a thread, every statement gives the
+  GIL up and waits to get it back behind the busy event loop (the interpreter hands it
+  over every 5 ms), which made the thread, not the disk, the bottleneck. So the batch
+  is written and committed inline, in one callback of the loop, after the requests of
+  the current loop iteration have added their work. ``BEGIN IMMEDIATE`` is tried
+  without waiting: when another connection holds the write lock (another process, a
+  poller's thread), the batch goes to the committer thread instead, which waits for
+  the lock there, never on the loop.
+- **PostgreSQL: in the committer thread**, where waiting on the network does not hold
+  up the loop.
+
+Durability: on SQLite the committer's connections run with ``PRAGMA synchronous=FULL``
+(the WAL is fsynced at every commit), while the rest of the process keeps ``NORMAL``;
+``synchronous`` is a per-connection setting, so nothing else changes. On PostgreSQL
+every commit is flushed (``synchronous_commit`` on, the server default).
 """
 
 from __future__ import annotations
@@ -28,41 +43,22 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from ..metrics import GROUP_COMMIT_SIZE
+from .group_batch import FATAL, Bulk, Item, Work, run_batch, settle
 from .store import Store
+
+__all__ = ["Bulk", "GroupCommitter"]
 
 log = structlog.get_logger("pesabridge.store.group")
 
 T = TypeVar("T")
-Work = Callable[[Connection], T]
-
-_FATAL = (OperationalError, InterfaceError)
-"""Errors that doom the whole transaction rather than one item."""
-
-
-@dataclass(slots=True)
-class _Item(Generic[T]):
-    work: Work[T]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[T]
-    outcome: tuple[bool, Any] = field(default=(False, None))
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller went away (client disconnected, shutdown)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 class GroupCommitter:
@@ -76,6 +72,7 @@ class GroupCommitter:
         max_wait: float = 0.002,
         durable: bool = True,
         retries: int = 5,
+        inline: bool | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -84,15 +81,21 @@ class GroupCommitter:
         self.max_wait = max_wait
         self.durable = durable
         self.retries = retries
+        self.inline = store.dialect == "sqlite" if inline is None else inline
+        """Commit on the event loop (SQLite's default; see the module docs)."""
         self.batches = 0
         """Transactions committed (for tests and the benchmark)."""
         self.items = 0
         """Items committed."""
-        self._queue: queue.SimpleQueue[_Item[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Item[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         self._conn: Connection | None = None
+        # the inline side: work waiting for its loop's next flush, and its connection
+        self._pending: dict[asyncio.AbstractEventLoop, list[Item[Any]]] = {}
+        self._inline_lock = threading.Lock()
+        self._inline_conn: Connection | None = None
 
     # -- the callers' side --------------------------------------------------------------
 
@@ -100,16 +103,46 @@ class GroupCommitter:
         """Run ``work(conn)`` in the next group transaction; returns after the commit."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._start()
-        self._queue.put(_Item(work, loop, future))
+        self._enqueue(Item(work, loop, future))
         # The write happens whether or not the caller is still waiting: shield it, so a
         # cancelled request does not leave a committed row whose future nobody reads.
         return await asyncio.shield(future)
 
+    async def submit_bulk(self, bulk: Bulk[P, R], payload: P) -> R:
+        """Hand ``payload`` to ``bulk`` together with the batch's other payloads for it.
+
+        Items whose ``bulk`` functions are equal are merged (the same function, or the
+        same bound method of the same object); ``bulk(conn, [payload])`` must be the
+        work of this item alone (it is what runs should the merged call fail).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        work: Work[R] = lambda conn: bulk(conn, [payload])[0]  # noqa: E731 - the fallback
+        self._enqueue(Item(work, loop, future, bulk=bulk, payload=payload))
+        return await asyncio.shield(future)
+
+    def _enqueue(self, item: Item[Any]) -> None:
+        if self._closed:
+            raise RuntimeError("the group committer is closed")
+        if not self.inline:
+            self._start()
+            self._queue.put(item)
+            return
+        loop = item.loop
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+        pending.append(item)
+        if len(pending) == 1:
+            if self.max_wait > 0:
+                loop.call_later(self.max_wait, self._flush, loop)
+            else:
+                loop.call_soon(self._flush, loop)
+        elif len(pending) == self.max_batch:
+            loop.call_soon(self._flush, loop)
+
     def _start(self) -> None:
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the group committer is closed")
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="pesabridge-group-commit", daemon=True
@@ -117,7 +150,7 @@ class GroupCommitter:
                 self._thread.start()
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread and release its connection."""
+        """Commit what is queued, then stop the thread and release the connections."""
         with self._lock:
             if self._closed:
                 return
@@ -126,6 +159,52 @@ class GroupCommitter:
         if thread is not None:
             self._queue.put(None)
             thread.join()
+        with self._inline_lock:
+            self._release(self._inline_conn)
+            self._inline_conn = None
+
+    # -- the inline side (SQLite): on the callers' event loop --------------------------
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        for start in range(0, len(batch), self.max_batch):
+            chunk = batch[start : start + self.max_batch]
+            if self._commit_inline(chunk):
+                settle(chunk)
+            else:  # the write lock is busy, or the transaction failed: the thread's turn
+                self._start()
+                for item in chunk:
+                    self._queue.put(item)
+
+    def _commit_inline(self, batch: list[Item[Any]]) -> bool:
+        """The batch in one transaction on this thread; False: not committed, not failed."""
+        with self._inline_lock:
+            if self._inline_conn is None:
+                self._inline_conn = self._connect(wait=False)
+            conn = self._inline_conn
+            try:
+                transaction = conn.begin()
+            except FATAL:  # "database is locked": someone else is writing
+                self._release(conn)
+                self._inline_conn = None
+                return False
+            try:
+                run_batch(conn, batch)
+                transaction.commit()
+            except FATAL as exc:
+                log.info("inline group commit handed to the thread", error=str(exc))
+                self._release(conn)
+                self._inline_conn = None
+                return False
+            except BaseException as exc:  # a bug: fail the callers rather than hang them
+                self._release(conn)
+                self._inline_conn = None
+                log.exception("group commit crashed", items=len(batch))
+                for item in batch:
+                    item.outcome = (False, exc)
+                return True
+        self._count(batch)
+        return True
 
     # -- the committer thread -----------------------------------------------------------
 
@@ -136,7 +215,7 @@ class GroupCommitter:
                 first = self._queue.get()
                 if first is None:
                     break
-                batch: list[_Item[Any]] = [first]
+                batch: list[Item[Any]] = [first]
                 deadline = time.monotonic() + self.max_wait
                 while len(batch) < self.max_batch:
                     remaining = deadline - time.monotonic()
@@ -154,40 +233,20 @@ class GroupCommitter:
                     batch.append(nxt)
                 self._commit(batch)
         finally:
-            self._release()
+            self._release(self._conn)
+            self._conn = None
 
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self.store.engine.connect()
-            if self.durable and conn.dialect.name == "sqlite":
-                # Outside any transaction (the driver is in autocommit mode: BEGIN is ours).
-                conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")  # type: ignore[union-attr]
-            self._conn = conn
-        return self._conn
-
-    def _release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            if conn.in_transaction():
-                conn.rollback()
-            if self.durable and conn.dialect.name == "sqlite":
-                # back to the pool's setting before another user gets this connection
-                conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")  # type: ignore[union-attr]
-        with contextlib.suppress(Exception):
-            conn.close()
-
-    def _commit(self, batch: list[_Item[Any]]) -> None:
+    def _commit(self, batch: list[Item[Any]]) -> None:
         for attempt in range(self.retries):
             try:
-                conn = self._connection()
-                with conn.begin():
-                    for item in batch:
-                        item.outcome = self._one(conn, item)
+                if self._conn is None:
+                    self._conn = self._connect(wait=True)
+                with self._conn.begin():
+                    run_batch(self._conn, batch)
                 break
-            except _FATAL as exc:
-                self._release()  # a broken connection is not reused
+            except FATAL as exc:
+                self._release(self._conn)  # a broken connection is not reused
+                self._conn = None
                 if attempt == self.retries - 1:
                     log.error("group commit failed", items=len(batch), error=str(exc))
                     for item in batch:
@@ -196,41 +255,52 @@ class GroupCommitter:
                 log.warning("group commit retried", items=len(batch), error=str(exc))
                 time.sleep(0.05 * (attempt + 1))
             except BaseException as exc:  # a bug: fail the callers rather than hang them
-                self._release()
+                self._release(self._conn)
+                self._conn = None
                 log.exception("group commit crashed", items=len(batch))
                 for item in batch:
                     item.outcome = (False, exc)
                 break
-        else:  # pragma: no cover - the loop always breaks
-            raise AssertionError("unreachable")
+        self._count(batch)
+        # One wake-up per event loop rather than per item: each call_soon_threadsafe
+        # writes to the loop's self-pipe.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Item[Any]]] = {}
+        for item in batch:
+            by_loop.setdefault(item.loop, []).append(item)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
+                loop.call_soon_threadsafe(settle, items)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _count(self, batch: list[Item[Any]]) -> None:
         committed = sum(1 for item in batch if item.outcome[0])
         if committed:
             self.batches += 1
             self.items += committed
             GROUP_COMMIT_SIZE.observe(committed)
-        for item in batch:
-            ok, value = item.outcome
-            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
-                item.loop.call_soon_threadsafe(_settle, item.future, ok, value)
 
-    def _one(self, conn: Connection, item: _Item[Any]) -> tuple[bool, Any]:
-        """One caller's work in its own savepoint. Fatal errors propagate to the batch."""
-        for attempt in range(3):
-            savepoint = conn.begin_nested()
-            try:
-                value = item.work(conn)
-            except IntegrityError as exc:
-                # Another process inserted the same identity first; its row is
-                # visible now, so running the work again finds it as known.
-                savepoint.rollback()
-                if attempt == 2:
-                    return (False, exc)
-                continue
-            except _FATAL:
-                raise
-            except Exception as exc:
-                savepoint.rollback()
-                return (False, exc)
-            savepoint.commit()
-            return (True, value)
-        raise AssertionError("unreachable")
+    def _connect(self, *, wait: bool) -> Connection:
+        conn = self.store.engine.connect()
+        if conn.dialect.name == "sqlite":
+            # Outside any transaction (the driver is in autocommit mode: BEGIN is ours).
+            raw: Any = conn.connection.driver_connection
+            if self.durable:
+                raw.execute("PRAGMA synchronous=FULL")
+            if not wait:  # BEGIN IMMEDIATE answers "locked" at once instead of sleeping
+                raw.execute("PRAGMA busy_timeout=0")
+        return conn
+
+    def _release(self, conn: Connection | None) -> None:
+        """Give ``conn`` back to the pool as the pool made it."""
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if conn.in_transaction():
+                conn.rollback()
+            if conn.dialect.name == "sqlite":
+                raw: Any = conn.connection.driver_connection
+                raw.execute("PRAGMA synchronous=NORMAL")
+                raw.execute("PRAGMA busy_timeout=30000")
+        with contextlib.suppress(Exception):
+            conn.close()

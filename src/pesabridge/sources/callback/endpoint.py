@@ -15,13 +15,20 @@ first refusal:
    committer; only then is the provider's success body sent. A retried callback (same
    receipt) is answered the same and stored once. A well-formed body that reports no
    money moving (an account-balance Result) is acknowledged and nothing is recorded.
+
+The chain runs on Starlette's :class:`~starlette.requests.Request` either way: behind
+Starlette's router, or straight from the server (:meth:`CallbackEndpoint.asgi`, the
+fast path :mod:`pesabridge.server.fastpath` takes for the exact callback URLs), which
+skips the router and middleware but none of the steps above.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
-import uuid
+import itertools
+import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,6 +38,7 @@ from pydantic import Field, SecretStr, field_validator
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from ...config import ComponentConfig, Strict
 from ...formats import get_parser
@@ -46,6 +54,14 @@ from . import security
 from .signatures import Verdict, Verifier
 
 log = structlog.get_logger("pesabridge.sources.callback")
+
+
+def _info_enabled() -> bool:
+    """Whether an info line would be written: building one per callback is not free."""
+    logger: Any = structlog.get_logger("pesabridge.sources.callback").bind()
+    check = getattr(logger, "is_enabled_for", None)
+    return True if check is None else bool(check(logging.INFO))
+
 
 Answer = tuple[int, Mapping[str, Any] | None]
 """An HTTP status and a JSON body (``None``: an empty body)."""
@@ -134,6 +150,24 @@ def respond(answer: Answer, headers: Mapping[str, str] | None = None) -> Respons
     return JSONResponse(dict(body), status, headers=dict(headers or {}))
 
 
+_ANSWERED: dict[tuple[int, bytes], Response] = {}
+
+
+def respond_cached(answer: Answer) -> Response:
+    """``respond(answer)`` built once: a header-less answer's bytes never change.
+
+    A :class:`Response` holds no per-request state, so one object can answer any
+    number of requests; building and encoding it is a fair share of an
+    acknowledgement's cost.
+    """
+    status, body = answer
+    key = (status, b"" if body is None else bytes(JSONResponse(dict(body)).body))
+    cached = _ANSWERED.get(key)
+    if cached is None:
+        cached = _ANSWERED[key] = respond(answer)
+    return cached
+
+
 class CallbackEndpoint:
     """A callback source: one URL (``path``), answered per its :class:`Provider`."""
 
@@ -152,6 +186,20 @@ class CallbackEndpoint:
         self._keys = [k.get_secret_value().encode() for k in config.signing_keys]
         self._parser: Any = get_parser(self.provider.format)
         self._committer = context.committer or GroupCommitter(context.store)
+        # Request ids need only be unique: a per-process random prefix and a counter
+        # (uuid4 reads the OS's random source for every request).
+        prefix = secrets.token_hex(4)
+        self._ids = (f"{prefix}{n:x}" for n in itertools.count())
+        answers = self.provider.answers
+        self._success = respond_cached(answers.success)
+        self._duplicate = (
+            self._success if answers.duplicate is None else respond_cached(answers.duplicate)
+        )
+        self._recorded = {
+            outcome: RECORDED.labels(self.name, outcome)
+            for outcome in ("new", "known", "conflicting")
+        }
+        self._confirmed = CALLBACKS.labels(self.name, "confirmed")
         if self._allow is None:
             log.info("callback source open to every address", source=self.name)
 
@@ -165,6 +213,35 @@ class CallbackEndpoint:
 
     def routes(self) -> Sequence[BaseRoute]:
         return [Route(self.url(), self.handle, methods=["POST"])]
+
+    def fast_routes(self) -> dict[tuple[str, str], Callable[[Scope, Receive, Send], Any]]:
+        """``(method, exact path)`` of each route answered by :meth:`handle`, to :meth:`asgi`.
+
+        The server looks requests up here before Starlette's router (see
+        :mod:`pesabridge.server.fastpath`). A request with a wrong path token is not
+        here and goes the ordinary way, to be refused and counted.
+        """
+        token = self.config.path_token
+        table: dict[tuple[str, str], Callable[[Scope, Receive, Send], Any]] = {}
+        for route in self.routes():
+            if not isinstance(route, Route) or getattr(route.endpoint, "__func__", None) is not (
+                CallbackEndpoint.handle
+            ):
+                continue
+            path = route.path
+            if token is not None:
+                path = path.replace("{token}", token.get_secret_value())
+            for method in route.methods or ():
+                if method != "HEAD":
+                    table[(method, path)] = self.asgi
+        return table
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The callback chain as a bare ASGI app (the path already matched exactly)."""
+        if self.config.path_token is not None:
+            scope["path_params"] = {"token": self.config.path_token.get_secret_value()}
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         """This source's OpenAPI ``paths`` entries."""
@@ -212,7 +289,9 @@ class CallbackEndpoint:
             given = str(request.path_params.get("token", ""))
             if not security.same(given, config.path_token.get_secret_value()):
                 raise self._refuse("token", (403, None), request)
-        if not security.allowed(security.client_address(request, self._proxies), self._allow):
+        if self._allow is not None and not security.allowed(
+            security.client_address(request, self._proxies), self._allow
+        ):
             raise self._refuse("ip", (403, None), request)
         if config.basic_auth is not None:
             given_pair = security.basic_credentials(request) or ("", "")
@@ -254,7 +333,7 @@ class CallbackEndpoint:
         self._check_caller(request)
         body = await self._body(request)
         self._check_signature(body, request)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or next(self._ids)
         return body, f"{self.name}:{request_id[:100]}"
 
     def parse(self, body: bytes, source: str, content_type: str | None) -> list[ParseItem]:
@@ -286,29 +365,32 @@ class CallbackEndpoint:
             # a well-formed report of no money moving (a balance or status query result)
             CALLBACKS.labels(self.name, "nothing").inc()
             log.info("callback with nothing to record", source=self.name, request=source)
-            return respond(answers.success)
-        result, failed_new = await self._committer.submit(
-            lambda conn: self._record(conn, observations, failures)
-        )
+            return self._success
+        if failures:
+            result, failed_new = await self._committer.submit(
+                lambda conn: self._record(conn, observations, failures)
+            )
+            FAILED_ATTEMPTS.labels(self.name).inc(failed_new)
+        else:
+            # the common case, merged with the other callbacks of the group commit
+            result = await self._committer.submit_bulk(self._record_many, observations)
+            failed_new = 0
         if observations:
             outcome = "new" if result.new else ("conflicting" if result.conflicting else "known")
-            RECORDED.labels(self.name, outcome).inc(len(observations))
-        if failures:
-            FAILED_ATTEMPTS.labels(self.name).inc(failed_new)
+            self._recorded[outcome].inc(len(observations))
         duplicate = not result.new and not failed_new
-        CALLBACKS.labels(self.name, "confirmed").inc()
-        log.info(
-            "callback recorded",
-            source=self.name,
-            new=result.new,
-            known=result.known,
-            conflicting=result.conflicting,
-            failed_attempts=len(failures),
-            transactions=[obs.transaction.describe() for obs in observations],
-        )
-        if duplicate and answers.duplicate is not None:
-            return respond(answers.duplicate)
-        return respond(answers.success)
+        self._confirmed.inc()
+        if _info_enabled():
+            log.info(
+                "callback recorded",
+                source=self.name,
+                new=result.new,
+                known=result.known,
+                conflicting=result.conflicting,
+                failed_attempts=len(failures),
+                transactions=[obs.transaction.describe() for obs in observations],
+            )
+        return self._duplicate if duplicate else self._success
 
     def _fill(self, observation: Observation) -> Observation:
         txn = observation.transaction
@@ -317,6 +399,45 @@ class CallbackEndpoint:
         return dataclasses.replace(
             observation, transaction=dataclasses.replace(txn, account=self.config.account)
         )
+
+    def _record_many(
+        self, conn: Any, payloads: Sequence[Sequence[Observation]]
+    ) -> list[RecordResult]:
+        """Several callbacks' observations in one :func:`record_batch`; one result each.
+
+        An observation is new for the first callback of the group that carries it and
+        known for any later one (a provider's retry racing the original), as it would
+        be one by one. Discrepancies are counted for the group: their rows name the
+        transaction and the evidence, which is what a person resolves them from.
+        """
+        flat = [obs for observations in payloads for obs in observations]
+        total = record_batch(conn, flat, self._sighting, self._route, utcnow())
+        fresh = set(total.new_ids)
+        results: list[RecordResult] = []
+        start = 0
+        for observations in payloads:
+            ids = total.transaction_ids[start : start + len(observations)]
+            start += len(observations)
+            result = RecordResult(transaction_ids=ids)
+            for txn_id in ids:
+                if txn_id in fresh:
+                    fresh.discard(txn_id)
+                    result.new += 1
+                    result.new_ids.append(txn_id)
+                else:
+                    result.known += 1
+            results.append(result)
+        if total.conflicting:
+            if len(results) == 1:
+                results[0].conflicting = total.conflicting
+            else:
+                log.warning(
+                    "callbacks disagree with recorded transactions",
+                    source=self.name,
+                    discrepancies=total.conflicting,
+                    callbacks=len(payloads),
+                )
+        return results
 
     def _record(
         self, conn: Any, observations: list[Observation], failures: list[FailedAttempt]
