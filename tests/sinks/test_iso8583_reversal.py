@@ -150,3 +150,42 @@ async def test_a_provider_reversal_reverses_the_posting_it_names(store: Store) -
     quoted = next(m for m in host.state.messages if m["t"] == "0420")["90"]
     assert quoted.startswith("0220" + advice_stan)
     assert net(host) == {"SISOPREV01": 0}
+
+
+async def test_94_to_a_request_sent_again_after_its_reversal_is_not_delivered(
+    store: Store,
+) -> None:
+    record(store, "SISODUPR01")
+    async with running_host() as host:
+        host.add_rule(HostRule(mode="silent", mtis=("0200",)))  # posted, answer lost
+        host.add_rule(HostRule(mode="duplicate", mtis=("0200",)))  # then 94 to the new one
+        await deliver_all(store, iso_sink(host.port, store, **REQUEST))
+    (view,) = store.deliveries()
+    assert view.state == "dead"
+    assert "duplicate of the posting it reversed" in (view.last_error or "")
+    assert [m for m, _ in host.state.trail("SISODUPR01")] == ["0200", "0420", "0200"]
+    assert net(host) == {"SISODUPR01": 0}  # nothing posted: a person must look, not a "delivered"
+
+
+async def test_a_worker_holding_a_lapsed_lease_cannot_overwrite_the_journal(store: Store) -> None:
+    from pesabridge.store import exchanges
+
+    record(store, "SISOCAS001")
+    (view,) = store.deliveries()
+    first = exchanges.Exchange("sent", "0200", 1, "SISOCAS001", "2026-11-28T08:00:00+00:00")
+    with store.write() as conn:
+        text = exchanges.save(conn, view.id, first, None)
+        assert text is not None
+        assert exchanges.save(conn, view.id, first.but(phase="reversing"), text) is not None
+        # a second writer that read the first version loses
+        assert exchanges.save(conn, view.id, first.but(phase="posted"), text) is None
+        assert exchanges.save(conn, view.id, first, None) is None  # and cannot start anew
+    with store.read() as conn:
+        found, _ = exchanges.load(conn, view.id)
+    assert found is not None
+    assert found.phase == "reversing"
+    detail = store.delivery(view.id)
+    assert detail is not None
+    (journal,) = detail.attempts
+    assert (journal.number, journal.outcome, journal.unknown_outcome) == (0, "reversing", True)
+    assert "0200 STAN 000001 RRN SISOCAS001" in (journal.request_summary or "")

@@ -17,16 +17,14 @@ repeat the advice or reverse the request before anything else — after a restar
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from ...config import ComponentConfig
-from ...encoders.base import EncodeError, MessageContext
+from ...encoders.base import EncodeError
 from ...encoders.iso8583 import Iso8583Encoder, OriginalMessage
 from ...errors import DeliveryError
 from ...model import Entry, Transaction
@@ -35,6 +33,7 @@ from ...store import exchanges as journal
 from ...store import stan as stans
 from ...store.exchanges import Exchange
 from ..base import Delivered
+from .builder import MessageBuilder
 from .config import Iso8583SinkConfig
 from .connection import NotSent, Unanswered
 from .framing import Framing, parse_tpdu
@@ -66,6 +65,7 @@ class Iso8583Sink:
         self.codes = config.code_table()
         self.reversal_done = config.reversal_codes()
         self.request_mti = self.spec.mti["request"]
+        self.messages = MessageBuilder(self.encoder, self.name)
         self.store = store
         self.pool: Iso8583Pool | None = None
         self._limit: asyncio.Semaphore | None = None
@@ -150,41 +150,14 @@ class Iso8583Sink:
 
     # -- messages --------------------------------------------------------------------
 
-    def _fields(
-        self, txn: Transaction, stan: int, now: datetime, original: OriginalMessage | None
-    ) -> dict[str, str]:
-        return self.encoder.message(
-            txn, MessageContext(stan=stan, sink=self.name, now=now), original
-        )
-
-    def _message_of(self, txn: Transaction, exchange: Exchange, repeat: bool) -> dict[str, str]:
-        """The financial message of ``exchange`` (or its repeat), as first sent."""
-        original = self._original_message(txn) if txn.entry is Entry.REVERSAL else None
-        fields = self._fields(txn, exchange.stan, exchange.sent_time, original)
-        if repeat:
-            fields["t"] = repeat_mti(exchange.mti)
-        return fields
-
     def _original_message(self, txn: Transaction) -> OriginalMessage | None:
         """For a reversal entry: what its original was sent as, if this sink sent it."""
+        if txn.entry is not Entry.REVERSAL:
+            return None
         found = self._original(txn)
         if found is None:
             return None
         return OriginalMessage(found.mti, found.stan, found.sent_time)
-
-    def _reversal_of(self, txn: Transaction, exchange: Exchange) -> dict[str, str]:
-        """The 0420 undoing ``exchange``'s request: its own STAN, the same RRN, the
-        original's MTI, STAN and transmission time in the original data elements."""
-        assert exchange.reversal_stan is not None
-        assert exchange.reversal_sent_at is not None
-        original = OriginalMessage(exchange.mti, exchange.stan, exchange.sent_time, txn.occurred_at)
-        request = self._fields(txn, exchange.stan, exchange.sent_time, None)
-        undo = dataclasses.replace(txn, entry=Entry.REVERSAL, related_receipt=txn.receipt)
-        when = datetime.fromisoformat(exchange.reversal_sent_at)
-        fields = self._fields(undo, exchange.reversal_stan, when, original)
-        fields["3"] = request["3"]  # a reversal carries the processing code it reverses
-        fields["37"] = request["37"]
-        return fields
 
     # -- delivery --------------------------------------------------------------------
 
@@ -239,11 +212,11 @@ class Iso8583Sink:
     ) -> Delivered:
         txn = claimed.transaction
         now = utcnow()
-        original = self._original_message(txn) if txn.entry is Entry.REVERSAL else None
+        original = self._original_message(txn)
         built: dict[str, dict[str, str]] = {}
 
         def make(stan: int) -> Exchange:
-            fields = built["fields"] = self._fields(txn, stan, now, original)
+            fields = built["fields"] = self.messages.financial(txn, stan, now, original)
             return Exchange(
                 phase="sent",
                 mti=fields["t"],
@@ -278,7 +251,8 @@ class Iso8583Sink:
         self, claimed: Claimed, exchange: Exchange, text: str, times: int, why: str = ""
     ) -> Delivered:
         """Repeat an unanswered advice (0221, same STAN and RRN) up to ``times`` times."""
-        fields = self._message_of(claimed.transaction, exchange, repeat=True)
+        txn = claimed.transaction
+        fields = self.messages.repeat(txn, exchange, self._original_message(txn))
         problem = why or "unanswered at an earlier attempt"
         for _ in range(times):
             try:
@@ -326,7 +300,7 @@ class Iso8583Sink:
                 exchange=exchange.describe(),
                 reason=why,
             )
-        fields = self._reversal_of(txn, exchange)
+        fields = self.messages.reversal(txn, exchange)
         problem = why
         for sent in range(self.config.repeats + 1):
             if not (first and sent == 0):
@@ -377,7 +351,10 @@ class Iso8583Sink:
         action = self.codes.get(code, "dead")
         summary = exchange.describe()
         response = f"{answer.get('t')} code {code}"
-        if action == "duplicate" and exchange.reversals and exchange.mti == self.request_mti:
+        forced = (
+            action == "duplicate" and exchange.reversals > 0 and exchange.mti == self.request_mti
+        )
+        if forced:
             # The host says it has this RRN, but the earlier posting was reversed: it has
             # nothing now. Never count that as delivered.
             action = "dead"
@@ -405,8 +382,9 @@ class Iso8583Sink:
             f"the host answered {code} to {exchange.mti} STAN {exchange.stan:06}"
             + ("" if known else " (not in the response code table: dead letter)")
             + (
-                "; a new request after a reversal was called a duplicate"
-                if exchange.reversals
+                "; the host calls the new request a duplicate of the posting it reversed: "
+                "nothing is posted, a person must check with the host"
+                if forced
                 else ""
             ),
             retryable=action == "retry",
