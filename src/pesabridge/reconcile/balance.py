@@ -17,10 +17,12 @@ else from the ledger. It is held in compact arrays: a million rows take about 32
 
 from __future__ import annotations
 
+import csv
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -87,30 +89,148 @@ def _signed(direction: str, status: str, amount: int) -> int:
     return amount if direction == "credit" else -amount
 
 
-def chain_from_rows(rows: Iterable[Any], observed: Mapping[int, int] | None = None) -> Chain:
-    """From the ledger: rows with ``id`` (evidence), ``line``, ``direction``,
-    ``amount_minor``, ``balance_after_minor``, ``status`` and ``occurred_at``.
-    ``observed`` gives, per evidence id, the amount the statement stated where the
-    ledger holds another (the row disagreed with an earlier callback)."""
+def chain_from_rows(
+    rows: Iterable[tuple[Any, ...]], observed: Mapping[int, int] | None = None
+) -> Chain:
+    """From the ledger: (evidence id, line, direction, amount, balance, status, time)
+    tuples in file order (:func:`~.sides.statement_rows`). ``observed`` gives, per
+    evidence id, the amount the statement stated where the ledger holds another (the
+    row disagreed with an earlier callback)."""
+    from .sides import moment
+
     observed = observed or {}
     chain = Chain()
-    for row in rows:
-        amount = observed.get(row.id, row.amount_minor)
-        chain.add(
-            row.line,
-            _signed(row.direction, row.status, amount),
-            row.balance_after_minor,
-            row.occurred_at,
+    lines, signed_of, balances, times = chain.lines, chain.signed, chain.balances, chain.times
+    nan = float("nan")
+    first = last = None
+    unknown = 0
+    for evidence_id, line, direction, amount, balance, status, when in rows:
+        if observed:
+            amount = observed.get(evidence_id, amount)
+        lines.append(line)
+        signed_of.append(
+            0 if status != "completed" else amount if direction == "credit" else -amount
         )
+        if balance is None:
+            unknown += 1
+            balances.append(_NONE)
+        else:
+            balances.append(balance)
+        times.append(nan)
+        first = first if first is not None else when
+        last = when
+    chain.unknown = unknown
+    if len(chain) > 1 and first is not None and last is not None:
+        times[0], times[-1] = moment(first).timestamp(), moment(last).timestamp()
     return chain
 
 
-def chain_from_file(path: Path, fmt: str = "auto") -> Chain:
-    """From the statement file itself, read by its parser (streamed)."""
+def chain_from_file(path: Path, digits: int = 2) -> Chain:
+    """From the statement file itself: a portal CSV read directly (only the columns the
+    chain needs, a million rows in a few seconds), anything else through its parser."""
+    if path.suffix.lower() != ".xlsx":
+        chain = _chain_from_portal_csv(path, digits)
+        if chain is not None:
+            return chain
+    return _chain_from_parser(path)
+
+
+_CHAIN_COLUMNS = {
+    "paid in": "paid",
+    "withdrawn": "withdrawn",
+    "balance": "balance",
+    "transaction status": "status",
+    "status": "status",
+    "completion time": "time",
+    "date": "time",
+}
+
+
+def _chain_from_portal_csv(path: Path, digits: int) -> Chain | None:
+    """The M-Pesa portal layout (and its Excel re-saves), or ``None`` for another one.
+
+    Line numbers are counted as the statement parser counts them, so a break's line is
+    the line of its evidence in the ledger. Rows the parser would reject are skipped.
+    """
+    from ..errors import InvalidValue
+    from ..formats._text import eat_text_to_utc, money, open_text
+
+    chain = Chain()
+    with path.open("rb") as stream:
+        text = open_text(stream)
+        reader = csv.reader(text)
+        columns: dict[str, int] | None = None
+        previous = 0
+        first_time = last_time = ""
+        for row in reader:
+            line, previous = previous + 1, reader.line_num
+            if columns is None:
+                cells = [c.strip().lower() for c in row]
+                if cells and cells[0] in ("receipt no.", "receipt no", "receipt"):
+                    found = {
+                        _CHAIN_COLUMNS[c]: i for i, c in enumerate(cells) if c in _CHAIN_COLUMNS
+                    }
+                    if not {"paid", "withdrawn", "time"} <= set(found):
+                        return None
+                    columns = found
+                continue
+            if not row or not row[0].strip():
+                continue
+            try:
+                paid = _minor(_cell(row, columns, "paid"), digits, money)
+                withdrawn = _minor(_cell(row, columns, "withdrawn"), digits, money)
+                balance = _minor(_cell(row, columns, "balance"), digits, money)
+            except (InvalidValue, ArithmeticError):
+                continue
+            if paid:
+                signed = abs(paid)
+            elif withdrawn:
+                signed = -abs(withdrawn)
+            else:
+                continue
+            if _cell(row, columns, "status").lower() not in ("", "completed"):
+                signed = 0
+            when = _cell(row, columns, "time")
+            first_time = first_time or when
+            last_time = when
+            chain.add(line, signed, balance, None)
+        text.detach()
+    if columns is None:
+        return None
+    if len(chain) > 1:
+        try:
+            chain.times[0] = eat_text_to_utc(first_time).timestamp()
+            chain.times[-1] = eat_text_to_utc(last_time).timestamp()
+        except ValueError:
+            pass
+    return chain
+
+
+def _minor(text: str, digits: int, money: Callable[[str, str], Decimal | None]) -> int | None:
+    """``"-1,020.50"`` -> ``-102050`` (two digits); odd cells go through ``money``."""
+    if not text:
+        return None
+    plain = text.replace(",", "")
+    negative = plain.startswith("-")
+    whole, _, fraction = plain.lstrip("-").partition(".")
+    if whole.isdigit() and len(fraction) <= digits and (not fraction or fraction.isdigit()):
+        scale: int = 10**digits
+        value = int(whole) * scale + (int(fraction.ljust(digits, "0")) if fraction else 0)
+        return -value if negative else value
+    amount = money(text, "amount")
+    return None if amount is None else int(Decimal(amount).scaleb(digits))
+
+
+def _cell(row: list[str], columns: dict[str, int], name: str) -> str:
+    index = columns.get(name)
+    return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def _chain_from_parser(path: Path) -> Chain:
     from ..formats.base import Observation
     from ..pipeline import choose_parser
 
-    parser = choose_parser(path, fmt)
+    parser = choose_parser(path, "auto")
     chain = Chain()
     with path.open("rb") as stream:
         for item in parser.parse(stream, path.name):

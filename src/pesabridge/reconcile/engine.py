@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -24,7 +24,7 @@ from . import sides
 from .backoffice import Posting
 from .balance import Break, chain_from_file, chain_from_rows, check_chain
 from .matching import Item, Matching, Pair, match, normalise_reference
-from .periods import Coverage, covered, day_of
+from .periods import Coverage, covered, day_of, raw_day_of
 from .persist import Tally
 from .records import (
     AWAITING_STATEMENT,
@@ -46,6 +46,7 @@ from .records import (
     MatchCount,
 )
 from .settings import AccountSettings, MatchRules
+from .sides import moment
 
 
 def finding_key(*parts: object) -> str:
@@ -122,45 +123,77 @@ class Result:
 # -- statement against callbacks -----------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A transaction the classification keeps (statement only, or callback only)."""
+
+    id: int
+    receipt: str
+    entry: str
+    amount_minor: int
+    currency: str
+    occurred_at: datetime
+    callbacks: int
+
+
 def statement_and_callbacks(
     conn: Connection, scope: Scope, coverage: Sequence[Coverage], out: Result
 ) -> None:
     """Classify every transaction of the period by its sightings (one streamed query)."""
     local_day = day_of(scope.zone)
+    raw_day = raw_day_of(scope.zone)
     is_covered = covered(coverage)
     expected_by_callback = set(scope.settings.callback_entries)
-    lost: list[Row[Any]] = []  # statement only, where a callback was due
-    unconfirmed: list[Row[Any]] = []
+    lost: list[Kept] = []  # statement only, where a callback was due
+    unconfirmed: list[Kept] = []
     exact = 0
-    count = out.count
-    for row in sides.ledger_rows(
-        conn, scope.provider, scope.account, scope.start_utc, scope.end_utc
-    ):
-        day = local_day(row.occurred_at)
-        amount = row.amount_minor
-        if row.callbacks > 1:
-            count(day, DUPLICATE_CALLBACK, amount)
-        if row.files and row.callbacks:
-            count(day, MATCHED, amount)
+    tally = out.tally
+    receives = scope.receives_callbacks
+    # the hot loop: a million rows, so the tally is updated inline
+    for (
+        txn_id,
+        receipt,
+        entry,
+        amount,
+        currency,
+        when,
+        status,
+        files,
+        callbacks,
+    ) in sides.ledger_rows(conn, scope.provider, scope.account, scope.start_utc, scope.end_utc):
+        day = raw_day(when)
+        if files and callbacks:
+            outcome = MATCHED
             exact += 1
-        elif row.files:
-            if (
-                scope.receives_callbacks
-                and row.entry in expected_by_callback
-                and row.status == "completed"
-            ):
-                lost.append(row)
+        elif files:
+            if receives and entry in expected_by_callback and status == "completed":
+                lost.append(Kept(txn_id, receipt, entry, amount, currency, moment(when), 0))
+                outcome = ""
             else:
-                count(day, STATEMENT_ONLY, amount)
-        elif row.callbacks:
-            if is_covered(row.occurred_at):
-                unconfirmed.append(row)
+                outcome = STATEMENT_ONLY
+        elif callbacks:
+            at = moment(when)
+            if is_covered(at):
+                unconfirmed.append(Kept(txn_id, receipt, entry, amount, currency, at, callbacks))
+                outcome = ""
             else:
-                count(day, AWAITING_STATEMENT, amount)
+                outcome = AWAITING_STATEMENT
+        else:
+            continue
+        if outcome:
+            slot = tally.get((day, outcome))
+            if slot is None:
+                tally[(day, outcome)] = [1, amount]
+            else:
+                slot[0] += 1
+                slot[1] += amount
+        if callbacks > 1:
+            out.count(day, DUPLICATE_CALLBACK, amount)
     if exact:
         out.matches.append(MatchCount("identity", exact, 1.0))
     _pair_leftovers(conn, scope, lost, unconfirmed, out, local_day)
     names = ", ".join(c.name for c in coverage) or "-"
+    count = out.count
     for row in unconfirmed:
         day = local_day(row.occurred_at)
         count(day, UNCONFIRMED, row.amount_minor)
@@ -206,8 +239,8 @@ def statement_and_callbacks(
 def _pair_leftovers(
     conn: Connection,
     scope: Scope,
-    lost: list[Row[Any]],
-    unconfirmed: list[Row[Any]],
+    lost: list[Kept],
+    unconfirmed: list[Kept],
     out: Result,
     local_day: Callable[[datetime], date],
 ) -> None:
@@ -218,7 +251,7 @@ def _pair_leftovers(
         return
     info = sides.details(conn, [r.id for r in lost] + [r.id for r in unconfirmed])
 
-    def item(row: Row[Any]) -> Item:
+    def item(row: Kept) -> Item:
         extra = info[row.id]
         return Item(
             ref=row.id,
@@ -338,30 +371,33 @@ def balances(
     digits = minor_units(scope.currency)
     partial = False
     for file in coverage:
+        observed: dict[int, int] = {}
+        for row in sides.observed_amounts(conn, file.file_id):
+            try:
+                observed[row.evidence_id] = int(Decimal(row.observed).scaleb(digits))
+            except (InvalidOperation, ValueError):
+                continue
+        # the ledger first (set-based); the file itself where the ledger lacks balances
+        chain = chain_from_rows(sides.statement_rows(conn, file.file_id), observed)
         path = (at_hand or {}).get(file.file_id)
-        if path is not None and path.is_file():
-            chain = chain_from_file(path)
-        else:
-            observed: dict[int, int] = {}
-            for row in sides.observed_amounts(conn, file.file_id):
-                try:
-                    observed[row.evidence_id] = int(Decimal(row.observed).scaleb(digits))
-                except (InvalidOperation, ValueError):
-                    continue
-            chain = chain_from_rows(sides.statement_rows(conn, file.file_id), observed)
-            if chain.unknown:
-                partial = True
-                out.notes.append(
-                    f"{file.name}: {chain.unknown} row(s) have no balance in the ledger (their "
-                    "callback came first, without one), so their running balances were not "
-                    "checked; pass the file with --statement to check every row"
-                )
+        if chain.unknown and path is not None and path.is_file():
+            chain = chain_from_file(path, digits)
+        if chain.unknown:
+            partial = True
+            out.notes.append(
+                f"{file.name}: {chain.unknown} row(s) have no balance in the ledger (their "
+                "callback came first, without one), so their running balances were not "
+                "checked; pass the file with --statement to check every row"
+            )
         found = check_chain(
             chain, opening_minor=file.opening_minor, closing_minor=file.closing_minor
         )
-        receipts = sides.receipts_at(conn, file.file_id, [b.line for b in found if b.line])
+        located = sides.receipts_at(conn, file.file_id, [b.line for b in found if b.line])
         for item in found:
-            _break_finding(scope, file, item, receipts.get(item.line or 0), out)
+            receipt, at = located.get(item.line or 0, (None, None))
+            if at is not None and item.at is None:
+                item = replace(item, at=at)
+            _break_finding(scope, file, item, receipt, out)
     if not partial:
         # a partial check (balances missing) must not clear what a full one found
         out.checked.add(BALANCE_BREAK)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -52,6 +53,37 @@ def day_of(zone: tzinfo) -> Callable[[datetime], date]:
         return (local + (moment - hour)).date()
 
     return varying
+
+
+def raw_day_of(zone: tzinfo) -> Callable[[Any], date]:
+    """``raw time -> local date`` for times read untyped (:func:`.sides.moment`).
+
+    SQLite's text is cached by its hour (``2024-05-06 09``), or its minute in a zone
+    whose offset is not whole hours, so a million rows cost a million dict look-ups.
+    """
+    typed = day_of(zone)
+    probe = datetime(2000, 1, 1, tzinfo=UTC)
+    whole_hours = all(
+        (probe.replace(month=m).astimezone(zone).utcoffset() or timedelta(0)) % timedelta(hours=1)
+        == timedelta(0)
+        for m in (1, 4, 7, 10)
+    )
+    width = 13 if whole_hours else 16
+    cache: dict[str, date] = {}
+
+    def day(value: Any) -> date:
+        if isinstance(value, str):
+            key = value[:width]
+            hit = cache.get(key)
+            if hit is None:
+                if len(cache) > 200_000:
+                    cache.clear()
+                text = key if width == 16 else key + ":00"
+                hit = cache[key] = typed(datetime.fromisoformat(text).replace(tzinfo=UTC))
+            return hit
+        return typed(value)
+
+    return day
 
 
 @dataclass(frozen=True, slots=True)

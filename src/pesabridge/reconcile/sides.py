@@ -8,10 +8,10 @@ discrepancies, a statement file's rows in file order, the deliveries to a sink.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, func, or_, select
+from sqlalchemy import Connection, Row, String, and_, case, func, or_, select, type_coerce
 
 from ..store.schema import deliveries, discrepancies, evidence, transactions
 
@@ -29,36 +29,72 @@ def _scope(provider: str, account: str, start: datetime, end: datetime) -> Any:
     )
 
 
+LedgerRow = tuple[int, str, str, int, str, Any, str, int, int]
+"""(id, receipt, entry, amount_minor, currency, occurred_at, status, file sightings,
+callback sightings); ``occurred_at`` as the driver returns it (see :func:`moment`)."""
+
+
+def moment(value: Any) -> datetime:
+    """A time read without type processing: SQLite's naive-UTC text (as
+    :func:`~pesabridge.store.connector.bind_time` writes it), or the driver's aware
+    datetime (PostgreSQL)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
 def ledger_rows(
     conn: Connection, provider: str, account: str, start: datetime, end: datetime
-) -> Iterator[Row[Any]]:
-    """Every transaction of the account in ``[start, end)`` with ``files`` and
-    ``callbacks``: how many statement and callback sightings it has.
+) -> Iterator[LedgerRow]:
+    """Every transaction of the account in ``[start, end)`` with how many statement and
+    callback sightings it has, in id order.
 
-    One grouped join, streamed: the caller keeps what it needs of each row.
+    Two streamed queries merged by id: the period's transactions, and the sightings
+    counted per transaction over the same id range (the ledger allocates ids in
+    ascending order, so a period's transactions sit in one range). Times come back
+    untyped: converting a million of them is most of what typing them would cost, and
+    most rows need only their day (see :func:`moment`).
     """
     e = evidence.c
-    query = (
+    scope = _scope(provider, account, start, end)
+    low, high = conn.execute(select(func.min(t.id), func.max(t.id)).where(scope)).one()
+    if low is None:
+        return
+    streamed = conn.execution_options(yield_per=20_000)
+    txns = streamed.execute(
         select(
             t.id,
             t.receipt,
             t.entry,
-            t.direction,
             t.amount_minor,
             t.currency,
-            t.occurred_at,
+            type_coerce(t.occurred_at, String),
             t.status,
-            t.origin,
-            t.related_receipt,
-            func.sum(case((e.kind == "file", 1), else_=0)).label("files"),
-            func.sum(case((e.kind == "callback", 1), else_=0)).label("callbacks"),
         )
-        .select_from(transactions.join(evidence, e.transaction_id == t.id))
-        .where(_scope(provider, account, start, end))
-        .group_by(t.id)
+        .where(scope)
+        .order_by(t.id)
     )
-    result = conn.execution_options(yield_per=10_000).execute(query)
-    yield from result  # type: ignore[misc]
+    counts = iter(
+        streamed.execute(
+            select(
+                e.transaction_id,
+                func.sum(case((e.kind == "file", 1), else_=0)),
+                func.sum(case((e.kind == "callback", 1), else_=0)),
+            )
+            .where(e.transaction_id.between(low, high))
+            .group_by(e.transaction_id)
+            .order_by(e.transaction_id)
+        )
+    )
+    current = next(counts, None)
+    for txn_id, receipt, entry, amount, currency, when, status in txns:
+        while current is not None and current[0] < txn_id:
+            current = next(counts, None)
+        if current is not None and current[0] == txn_id:
+            yield txn_id, receipt, entry, amount, currency, when, status, current[1], current[2]
+        else:
+            yield txn_id, receipt, entry, amount, currency, when, status, 0, 0
 
 
 def open_discrepancies(
@@ -93,9 +129,9 @@ def open_discrepancies(
     return list(conn.execute(query))
 
 
-def statement_rows(conn: Connection, file_id: int) -> list[Row[Any]]:
-    """A statement file's rows in file order: evidence id, line, and the transaction's
-    direction, amount, running balance, status, receipt, entry and time."""
+def statement_rows(conn: Connection, file_id: int) -> Iterator[tuple[Any, ...]]:
+    """A statement file's rows in file order: (evidence id, line, direction, amount,
+    running balance, status, time untyped (see :func:`moment`))."""
     e = evidence.c
     query = (
         select(
@@ -105,16 +141,13 @@ def statement_rows(conn: Connection, file_id: int) -> list[Row[Any]]:
             t.amount_minor,
             t.balance_after_minor,
             t.status,
-            t.receipt,
-            t.entry,
-            t.occurred_at,
-            t.currency,
+            type_coerce(t.occurred_at, String),
         )
         .select_from(evidence.join(transactions, t.id == e.transaction_id))
         .where(e.file_id == file_id, e.line.is_not(None))
         .order_by(e.line)
     )
-    return list(conn.execution_options(yield_per=10_000).execute(query))
+    yield from conn.execution_options(yield_per=20_000).execute(query)
 
 
 def observed_amounts(conn: Connection, file_id: int) -> list[Row[Any]]:
@@ -134,17 +167,19 @@ def observed_amounts(conn: Connection, file_id: int) -> list[Row[Any]]:
     return list(conn.execute(query))
 
 
-def receipts_at(conn: Connection, file_id: int, lines: Sequence[int]) -> dict[int, str]:
-    """The receipts of a few lines of a statement file."""
+def receipts_at(
+    conn: Connection, file_id: int, lines: Sequence[int]
+) -> dict[int, tuple[str, datetime | None]]:
+    """The receipts and times of a few lines of a statement file."""
     if not lines:
         return {}
     e = evidence.c
     query = (
-        select(e.line, t.receipt)
+        select(e.line, t.receipt, t.occurred_at)
         .select_from(evidence.join(transactions, t.id == e.transaction_id))
         .where(e.file_id == file_id, e.line.in_(sorted(set(lines))))
     )
-    return {line: receipt for line, receipt in conn.execute(query)}
+    return {line: (receipt, at) for line, receipt, at in conn.execute(query)}
 
 
 def orphans(
