@@ -122,3 +122,15 @@ async def test_several_in_flight_on_one_connection_answered_out_of_order(store: 
     # each delivery got its own answer: the document id names its own RRN
     for view in views:
         assert (view.document_id or "").startswith(view.transaction.receipt)
+
+
+async def test_the_1993_layout_signs_on_with_1804_and_posts(store: Store) -> None:
+    record(store, "SISO199301")
+    async with running_host(spec="1993") as host:
+        await deliver_all(store, iso_sink(host.port, store, message={"spec": "1993"}))
+    (view,) = store.deliveries()
+    assert view.state == "delivered"
+    first = host.state.messages[0]
+    assert (first["t"], first["24"]) == ("1804", "801")
+    assert [m for m, _ in host.state.trail("SISO199301")] == ["1220"]
+    assert net(host) == {"SISO199301": 1}
