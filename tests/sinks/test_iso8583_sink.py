@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from pesabridge.config import parse_config
 from pesabridge.devtools.iso8583_host import HostRule
+from pesabridge.errors import ConfigError
 from pesabridge.store import Store
 
 from .iso8583_support import deliver_all, financial, iso_sink, net, record, running_host
@@ -23,10 +29,12 @@ async def test_advices_are_posted_once_each_after_a_sign_on(store: Store) -> Non
 
 
 async def test_a_decline_is_a_dead_letter_and_91_is_retried(store: Store) -> None:
-    record(store, "SISODECL01", "SISORETR01")
     async with running_host() as host:
-        host.add_rule(HostRule(mode="decline", code="05"))  # the first message
-        host.add_rule(HostRule(mode="decline", code="91"))  # the second, once
+        record(store, "SISODECL01")
+        host.add_rule(HostRule(mode="decline", code="05"))
+        await deliver_all(store, iso_sink(host.port, store))
+        record(store, "SISORETR01")
+        host.add_rule(HostRule(mode="decline", code="91"))  # once
         await deliver_all(store, iso_sink(host.port, store))
     views = {v.transaction.receipt: v for v in store.deliveries()}
     declined, retried = views["SISODECL01"], views["SISORETR01"]
@@ -55,13 +63,42 @@ async def test_94_duplicate_counts_as_delivered(store: Store) -> None:
 async def test_an_unknown_code_is_a_dead_letter_and_the_table_is_configurable(
     store: Store,
 ) -> None:
-    record(store, "SISOCODE01", "SISOCODE02")
     async with running_host() as host:
+        record(store, "SISOCODE01")
         host.add_rule(HostRule(mode="decline", code="N7"))
+        await deliver_all(store, iso_sink(host.port, store, response_codes={"51": "retry"}))
+        record(store, "SISOCODE02")
         host.add_rule(HostRule(mode="decline", code="51", times=1))
-        sink = iso_sink(host.port, store, response_codes={"51": "retry"})
-        await deliver_all(store, sink)
+        await deliver_all(store, iso_sink(host.port, store, response_codes={"51": "retry"}))
     views = {v.transaction.receipt: v for v in store.deliveries()}
     assert views["SISOCODE01"].state == "dead"
     assert "not in the response code table" in (views["SISOCODE01"].last_error or "")
     assert views["SISOCODE02"].state == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({"message": {"spec": "no-such-spec"}}, "unknown ISO 8583 spec"),
+        ({"message": {"mti": "0100"}}, "neither advice"),
+        ({"framing": {"tpdu": "60000"}}, "not hex"),
+        ({"framing": {"tpdu": "600000"}}, "a TPDU is 5"),
+        ({"framing": {"length": "ascii2"}}, "framing.length"),
+        ({"response_codes": {"910": "retry"}}, "2 characters"),
+        ({"response_codes": {"91": "maybe"}}, "response_codes.91"),
+    ],
+)
+def test_config_problems_name_the_option(extra: dict[str, Any], problem: str) -> None:
+    section = {"name": "core", "type": "iso8583", "host": "h", "port": 8583, **extra}
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"sinks": [section]}, environ={})
+    assert problem in str(caught.value)
+
+
+def test_defaults_follow_the_spec_version() -> None:
+    config = iso_sink(1, None).config
+    assert config.code_table()["91"] == "retry"
+    assert config.reversal_codes() == {"00", "25", "94"}
+    v1993 = iso_sink(1, None, message={"spec": "1993"}, response_codes={"909": "dead"}).config
+    assert v1993.code_table()["000"] == "approved"
+    assert v1993.code_table()["909"] == "dead"
