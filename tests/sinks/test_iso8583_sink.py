@@ -44,9 +44,22 @@ async def test_a_decline_is_a_dead_letter_and_91_is_retried(store: Store) -> Non
     assert retried.state == "delivered"
     assert retried.attempts == 2
     assert net(host) == {"SISORETR01": 1}
-    # the retry after an answered refusal is a new exchange: a new STAN
-    stans = [stan for _mti, stan in host.state.trail("SISORETR01")]
-    assert len(set(stans)) == 2
+    # an advice told to try again is repeated: the same STAN, so the host cannot book twice
+    assert host.state.trail("SISORETR01")[1][0] == "0221"
+    assert len({stan for _mti, stan in host.state.trail("SISORETR01")}) == 1
+
+
+async def test_a_request_told_to_try_again_goes_again_with_a_new_stan(store: Store) -> None:
+    record(store, "SISORETR02")
+    async with running_host() as host:
+        host.add_rule(HostRule(mode="decline", code="96"))
+        await deliver_all(store, iso_sink(host.port, store, message={"mti": "request"}))
+    (view,) = store.deliveries()
+    assert view.state == "delivered"
+    trail = host.state.trail("SISORETR02")
+    assert [mti for mti, _ in trail] == ["0200", "0200"]  # answered: nothing to reverse
+    assert len({stan for _, stan in trail}) == 2
+    assert net(host) == {"SISORETR02": 1}
 
 
 async def test_94_duplicate_counts_as_delivered(store: Store) -> None:

@@ -31,7 +31,7 @@ from ...model import Entry, Transaction
 from ...store import Claimed, Store, utcnow
 from ...store import exchanges as journal
 from ...store import stan as stans
-from ...store.exchanges import Exchange
+from ...store.exchanges import Exchange, Phase
 from ..base import Delivered
 from .builder import MessageBuilder
 from .config import Iso8583SinkConfig
@@ -200,9 +200,8 @@ class Iso8583Sink:
             elif exchange.phase == "sent":
                 return await self._repeat(claimed, exchange, text, self.config.repeats + 1)
         try:
-            await (
-                self._pool().acquire()
-            )  # connect first: nothing is journaled for a host that is down
+            # Connect first: nothing is journaled for a host that is down.
+            await self._pool().acquire()
         except NotSent as exc:
             raise DeliveryError(str(exc), retryable=True) from None
         return await self._send_new(claimed, exchange, text)
@@ -374,13 +373,22 @@ class Iso8583Sink:
                 document_id=auth or f"{exchange.rrn.strip()}/{exchange.stan:06}",
                 request_summary=summary,
             )
-        await self._db(
-            self._save, claimed.delivery_id, exchange.but(phase="refused", code=code), text
-        )
+        # A request answered "try again" was not posted: the next attempt is a new
+        # exchange. An advice is retried as a repeat (0221, same STAN and RRN) instead:
+        # a "try again" to a repeat does not say the first one was not booked, and the
+        # host recognises a repeat of what it has.
+        repeat = action == "retry" and exchange.mti != self.request_mti
+        phase: Phase = "sent" if repeat else "refused"
+        await self._db(self._save, claimed.delivery_id, exchange.but(phase=phase, code=code), text)
         known = code in self.codes
         raise DeliveryError(
             f"the host answered {code} to {exchange.mti} STAN {exchange.stan:06}"
             + ("" if known else " (not in the response code table: dead letter)")
+            + (
+                "; repeated as " + repeat_mti(exchange.mti) + " at the next attempt"
+                if repeat
+                else ""
+            )
             + (
                 "; the host calls the new request a duplicate of the posting it reversed: "
                 "nothing is posted, a person must check with the host"
