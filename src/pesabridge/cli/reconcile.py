@@ -169,16 +169,18 @@ def exceptions(
     finally:
         store.close()
     table = Table(title=f"{len(found)} exception(s)", title_justify="left")
-    for name in ("id", "account", "day", "kind", "status", "receipt", "amount", "detail"):
-        table.add_column(name)
+    for name in ("id", "account", "day", "kind", "status", "by", "receipt", "amount"):
+        table.add_column(name, no_wrap=name != "kind", overflow="fold")
+    table.add_column("detail", overflow="fold", ratio=1)
     for e in found:
-        resolved = f" ({e.resolved_by}: {e.comment})" if e.resolved_by else ""
+        resolved = f" (resolved: {e.comment})" if e.resolved_by else ""
         table.add_row(
             str(e.id),
             e.account,
             str(e.day),
             e.kind,
             e.status,
+            e.resolved_by or "",
             e.receipt or "",
             "" if e.amount is None else f"{e.amount:,}",
             mask_in(e.detail) + resolved,
