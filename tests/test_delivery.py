@@ -190,6 +190,71 @@ async def test_replay_after_fixing_the_cause(store: Store, backoffice: BackOffic
     assert len(backoffice.state.postings) == 1
 
 
+async def test_a_stopping_worker_hands_back_what_it_had_not_sent(
+    store: Store, backoffice: BackOffice
+) -> None:
+    record(store, *(f"SGSTOP{i:04d}" for i in range(12)))
+    backoffice.add_rule(Rule(status=200, times=100, delay=0.3))
+    worker = DeliveryWorker(
+        store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY}, batch=2, poll_interval=0.05
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(100):
+            if len(backoffice.state.postings) >= 2:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    finally:
+        await worker.close()
+    views = store.deliveries(limit=100)
+    delivered = [v for v in views if v.state == "delivered"]
+    # What was sent is recorded; what was only queued is pending again, its claim not
+    # counted as an attempt; nothing is left leased to a worker that has gone.
+    assert len(delivered) == len(backoffice.state.postings) >= 2
+    assert {v.state for v in views} == {"delivered", "pending"}
+    assert all(v.attempts == 0 for v in views if v.state == "pending")
+    assert all(v.attempts == 1 for v in delivered)
+
+
+async def test_a_delivery_whose_lease_would_lapse_before_its_turn_is_not_sent(
+    store: Store, backoffice: BackOffice
+) -> None:
+    """One sender, two deliveries claimed together, each request slower than three
+    quarters of the lease: the second would be sent under a lease about to lapse (another
+    worker could claim it meanwhile), so it is handed back and claimed afresh instead."""
+    record(store, "SGLEASE001", "SGLEASE002")
+    backoffice.add_rule(Rule(status=200, times=100, delay=2.5))
+    worker = DeliveryWorker(
+        store,
+        {"erp": http_sink(backoffice.url)},
+        {"erp": FAST_RETRY},
+        batch=1,
+        lease=timedelta(seconds=3),
+        poll_interval=0.05,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(200):
+            if set(states(store).values()) == {"delivered"}:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    finally:
+        await worker.close()
+    assert states(store) == {"SGLEASE001": "delivered", "SGLEASE002": "delivered"}
+    assert len(backoffice.state.postings) == 2
+    assert backoffice.state.replays == 0
+    with store.read() as conn:
+        numbers = conn.execute(select(attempts.c.number)).scalars().all()
+    assert sorted(numbers) == [1, 1]  # the hand-back was not an attempt
+    assert [v.attempts for v in store.deliveries()] == [1, 1]
+
+
 def test_backoff_grows_and_is_capped() -> None:
     policy = RetryPolicy(max_attempts=20, base=2.0, cap=60.0)
     delays = [policy.delay(n) for n in range(1, 10)]

@@ -295,6 +295,42 @@ def test_a_restarted_worker_with_the_same_name_cannot_act_on_its_old_claim(store
     assert delivery(store, current.delivery_id)["state"] == "pending"
 
 
+def test_release_hands_back_unsent_claims_without_counting_an_attempt(store: Store) -> None:
+    seed(store, 3)
+    first, second, third = store.claim("w1", limit=3)
+    store.finish(first, outcome(first, "w1", "delivered", status_code=200))
+    store.release("w1", [first, second])  # first was delivered meanwhile: left alone
+    assert delivery(store, first.delivery_id)["state"] == "delivered"
+    row = delivery(store, second.delivery_id)
+    assert (row["state"], row["lease_owner"], row["attempts"]) == ("pending", None, 0)
+    assert attempt_rows(store, second.delivery_id) == []
+    store.release("w2", [third])  # not w2's claim: nothing happens
+    assert delivery(store, third.delivery_id)["state"] == "in_flight"
+
+    (again,) = store.claim("w2")  # due as before, and its first real attempt
+    assert (again.delivery_id, again.attempt) == (second.delivery_id, 1)
+
+
+def test_claims_and_outcomes_in_batches_larger_than_one_statement(store: Store) -> None:
+    # More rows than one statement's id list holds (claims.CHUNK): claimed, finished and
+    # recorded alike, each with its own guard.
+    seed(store, 150)
+    batch = store.claim("w1", limit=150, lease=LONG)
+    assert len(batch) == 150
+    assert len({c.delivery_id for c in batch}) == 150
+    finished = [
+        (c, outcome(c, "w1", "delivered" if i % 3 else "retry", status_code=200), utcnow())
+        for i, c in enumerate(batch)
+    ]
+    assert store.finish_many(finished) == [True] * 150
+    # Again (a late duplicate): delivered rows were already delivered, retried ones are
+    # no longer held by w1; each attempt is still on record.
+    assert store.finish_many(finished) == [False] * 150
+    counts = Counter(delivery(store, c.delivery_id)["state"] for c in batch)
+    assert counts == {"delivered": 100, "pending": 50}
+    assert sum(len(attempt_rows(store, c.delivery_id)) for c in batch) == 300
+
+
 # -- concurrency ------------------------------------------------------------------------------
 
 

@@ -171,6 +171,76 @@ def bulk_insert(
     conn.exec_driver_sql(statement, list(rows))
 
 
+def read_time(dialect_name: str) -> Callable[[Any], datetime | None]:
+    """How a time column read with the driver (see :class:`Prepared`) becomes an aware
+    UTC datetime: SQLite returns the naive-UTC text :func:`bind_time` wrote."""
+    if dialect_name != "sqlite":
+        return _aware_utc
+
+    def sqlite_time(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    return sqlite_time
+
+
+def _aware_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+class Prepared:
+    """A Core statement compiled once for one dialect and run with the driver.
+
+    For the worker's hot path (claims and outcomes, thousands a second): SQLAlchemy
+    spends more time per execution (cache key, parameter and result processing) than
+    SQLite spends running these statements. The SQL text is still SQLAlchemy's, so it is
+    as portable as the statement; what the caller gives up is type processing, so values
+    must be in the driver's form (:func:`bind_time`, :func:`read_time`). Statements must
+    not use expanding (``IN``-list) parameters: give each list item its own parameter.
+    """
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.positional: tuple[str, ...] | None = (
+            tuple(compiled.positiontup) if compiled.positiontup is not None else None
+        )
+        # Values the statement itself carries (literals in ``.values(state=...)``).
+        self.defaults: dict[str, Any] = dict(compiled.params)
+
+    def bind(self, params: dict[str, Any]) -> Any:
+        """The driver's parameters: a tuple in order, or a dict, per the paramstyle."""
+        if self.positional is None:
+            return {**self.defaults, **params}
+        defaults = self.defaults
+        return tuple(params[n] if n in params else defaults[n] for n in self.positional)
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """Execute once; the driver's cursor result (``fetchall``, ``rowcount``)."""
+        return conn.exec_driver_sql(self.sql, self.bind(params))
+
+    def run_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Execute once per parameter set, with the driver's executemany."""
+        if rows:
+            conn.exec_driver_sql(self.sql, [self.bind(row) for row in rows])
+
+
+_prepared: dict[tuple[str, str], Prepared] = {}
+
+
+def prepared(conn: Connection, key: str, build: Callable[[], Any]) -> Prepared:
+    """The statement ``build()`` makes, compiled for ``conn``'s dialect once per ``key``."""
+    dialect = conn.dialect
+    found = _prepared.get((key, dialect.name))
+    if found is None:
+        found = _prepared[(key, dialect.name)] = Prepared(build(), dialect)
+    return found
+
+
 # -- exclusive work ---------------------------------------------------------------------
 
 

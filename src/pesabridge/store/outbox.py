@@ -12,18 +12,16 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
-    bindparam,
     exists,
     insert,
-    not_,
-    or_,
     select,
     true,
     update,
 )
 
 from ..model import Transaction
-from .rows import idempotency_key, row_transaction
+from . import claims
+from .rows import idempotency_key
 from .schema import attempts, deliveries, sink_state, transactions
 
 
@@ -115,65 +113,7 @@ def claim(
     PostgreSQL skips rows other workers hold (``FOR UPDATE SKIP LOCKED``); SQLite runs
     this inside ``BEGIN IMMEDIATE``, so claims never overlap there either.
     """
-    d = deliveries.c
-    due = or_(
-        and_(d.state == "pending", d.next_attempt_at <= now),
-        and_(d.state == "in_flight", d.lease_expires_at < now),
-    )
-    eligible = and_(d.sink.not_in(paused_sinks()), not_(held_reversal()))
-    if sinks is not None:
-        eligible = and_(eligible, d.sink.in_(list(sinks)))
-    chosen: Any
-    if conn.dialect.name == "sqlite":
-        # The OR above defeats the (state, next_attempt_at) index: SQLite would sort every
-        # pending row and test each for a held reversal. Two index walks, merged, instead.
-        # The write lock (BEGIN IMMEDIATE) is held, so nothing changes in between.
-        pending = (
-            select(d.id, d.next_attempt_at)
-            .where(d.state == "pending", d.next_attempt_at <= now, eligible)
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit)
-        )
-        lapsed = (
-            select(d.id, d.next_attempt_at)
-            .where(d.state == "in_flight", d.lease_expires_at < now, eligible)
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit)
-        )
-        rows = sorted([*conn.execute(pending), *conn.execute(lapsed)], key=lambda r: (r[1], r[0]))
-        chosen = [row[0] for row in rows[:limit]]
-        if not chosen:
-            return []
-    else:
-        chosen = (
-            select(d.id)
-            .where(due, eligible)
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-    claimed = conn.execute(
-        update(deliveries)
-        .where(d.id.in_(chosen))
-        .values(
-            state="in_flight",
-            lease_owner=worker,
-            lease_expires_at=now + lease,
-            attempts=d.attempts + 1,
-            updated_at=now,
-        )
-        .returning(d.id, d.transaction_id, d.sink, d.attempts)
-    ).all()
-    if not claimed:
-        return []
-    txn_rows = conn.execute(
-        select(transactions).where(transactions.c.id.in_([row[1] for row in claimed]))
-    ).mappings()
-    by_id = {row["id"]: row_transaction(row) for row in txn_rows}
-    result = [Claimed(row[0], row[1], row[2], row[3], by_id[row[1]]) for row in claimed]
-    result.sort(key=lambda c: c.delivery_id)
-    return result
+    return claims.claim(conn, worker, limit=limit, lease=lease, now=now, sinks=sinks)
 
 
 def finish(
@@ -247,106 +187,13 @@ def finish_many(
     """:func:`finish` for several attempts at once: one INSERT and two UPDATEs, each
     executed for many rows, with the same guards per row. Returns, per attempt, whether
     it was recorded against the delivery (see :func:`finish`)."""
-    if not finished:
-        return []
-    conn.execute(
-        insert(attempts),
-        [
-            {
-                "delivery_id": claimed.delivery_id,
-                "number": record.number,
-                "worker": record.worker,
-                "started_at": record.started_at,
-                "finished_at": record.finished_at,
-                "outcome": record.outcome,
-                "status_code": record.status_code,
-                "error": record.error,
-                "response": record.response,
-                "unknown_outcome": record.unknown_outcome,
-                "request_summary": record.request_summary,
-            }
-            for claimed, record, _next in finished
-        ],
-    )
-    d = deliveries.c
-    current = {
-        row.id: row
-        for row in conn.execute(
-            select(d.id, d.state, d.lease_owner, d.attempts).where(
-                d.id.in_([claimed.delivery_id for claimed, _r, _n in finished])
-            )
-        )
-    }
-    kept: list[bool] = []
-    delivered: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
-    for claimed, record, next_at in finished:
-        row = current.get(claimed.delivery_id)
-        params = {
-            "b_id": claimed.delivery_id,
-            "b_last_status": record.status_code,
-            "b_last_error": record.error,
-            "b_response": record.response,
-            "b_updated_at": record.finished_at,
-        }
-        if record.outcome == "delivered":
-            ok = row is not None and row.state != "delivered"
-            if ok:
-                params.update(b_delivered_at=record.finished_at, b_document_id=record.document_id)
-                delivered.append(params)
-        else:
-            ok = (
-                row is not None
-                and row.state == "in_flight"
-                and row.lease_owner == record.worker
-                and row.attempts == claimed.attempt
-            )
-            if ok:
-                params.update(
-                    b_state="dead" if record.outcome == "dead" else "pending",
-                    b_next_attempt_at=next_at or record.finished_at,
-                    b_worker=record.worker,
-                    b_attempt=claimed.attempt,
-                )
-                others.append(params)
-        kept.append(ok)
-    common: dict[str, Any] = {
-        "last_status": bindparam("b_last_status"),
-        "last_error": bindparam("b_last_error"),
-        "response": bindparam("b_response"),
-        "updated_at": bindparam("b_updated_at"),
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
-    if delivered:
-        conn.execute(
-            update(deliveries)
-            .where(d.id == bindparam("b_id"), d.state != "delivered")
-            .values(
-                state="delivered",
-                delivered_at=bindparam("b_delivered_at"),
-                document_id=bindparam("b_document_id"),
-                **common,
-            ),
-            delivered,
-        )
-    if others:
-        conn.execute(
-            update(deliveries)
-            .where(
-                d.id == bindparam("b_id"),
-                d.state == "in_flight",
-                d.lease_owner == bindparam("b_worker"),
-                d.attempts == bindparam("b_attempt"),
-            )
-            .values(
-                state=bindparam("b_state"),
-                next_attempt_at=bindparam("b_next_attempt_at"),
-                **common,
-            ),
-            others,
-        )
-    return kept
+    return claims.finish_many(conn, finished)
+
+
+def release(conn: Connection, worker: str, claimed: Sequence[Claimed], now: datetime) -> None:
+    """Hand back claimed deliveries that were never sent (a worker stopping, or a lease
+    about to lapse before the delivery's turn): pending again, the attempt not counted."""
+    claims.release(conn, worker, claimed, now)
 
 
 def replay(

@@ -143,6 +143,12 @@ class Store:
         with self.write() as conn:
             return outbox.finish_many(conn, finished)
 
+    def release(self, worker: str, claimed: Sequence[Claimed]) -> None:
+        """Hand back deliveries ``worker`` claimed but never sent (see
+        :func:`pesabridge.store.outbox.release`)."""
+        with self.write() as conn:
+            outbox.release(conn, worker, claimed, utcnow())
+
     def replay(
         self,
         *,
