@@ -41,6 +41,7 @@ bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/encode.py
 	$(BIN)/python bench/deliver.py
+	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/iso8583.py
 
 clean:
