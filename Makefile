@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: help install dev demo test lint typecheck pytest bench clean
+.PHONY: help install dev demo test lint typecheck pytest bench clean chromium
 
 help:
 	@echo "make demo   - create .venv, install, run the end-to-end demo"
@@ -32,10 +32,15 @@ lint: $(BIN)/.dev-installed
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src
 
-pytest: $(BIN)/.dev-installed
+pytest: $(BIN)/.dev-installed chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest
+
+# Debian's headless Chromium for the dashboard's browser tests: Playwright drives it and never
+# downloads a browser of its own. Installed only when missing (CI runs as root).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
@@ -43,6 +48,7 @@ bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/deliver.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/iso8583.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -182,3 +182,17 @@ def test_pages_send_security_headers(base: str) -> None:
     assert "script-src 'self'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
+
+
+def test_many_failed_logins_from_one_address_are_slowed_down(base: str) -> None:
+    client = requests.Session()
+    statuses = []
+    for n in range(21):
+        page = client.get(f"{base}/ui/login")
+        answer = client.post(
+            f"{base}/ui/login",
+            data={"username": f"nobody{n}", "password": "guess", "csrf": csrf_of(page.text)},
+        )
+        statuses.append(answer.status_code)
+    assert statuses == [401] * 20 + [429]
+    assert "Too many failed logins" in answer.text

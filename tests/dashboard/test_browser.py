@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -262,4 +263,42 @@ def test_repeated_bad_logins_lock_the_account(browser: Any, running: Running) ->
     page.get_by_role("button", name="Log in").click()
     expect(page.locator(".error")).to_contain_text("locked")
     assert "/ui/login" in page.url
+    page.context.close()
+
+
+def test_an_operator_resolves_a_reconciliation_exception(
+    browser: Any, running: Running, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    from pesabridge.dashboard.reconciliation import api
+    from pesabridge.devtools.reconcile_days import generate_day
+
+    recon = api()
+    assert recon is not None, "pesabridge.reconcile does not export the dashboard's functions"
+    day = generate_day(date(2024, 5, 6), 12, seed=3)
+    for body in day.callbacks:
+        answer = requests.post(f"{running.url}/daraja/c2b/confirmation", data=body)
+        assert answer.ok
+    statement = day.write_statement(tmp_path / "statement.csv")
+    recon.run_reconciliation(running.store, day.short_code, day.day, day.day, statement=statement)
+    before = recon.list_exceptions(running.store)
+    assert before, "the injected anomalies raised no exception"
+    page = _login(browser, running, "olive")
+    page.get_by_role("link", name="Reconciliation").click()
+    expect(page.get_by_role("heading", name="Days")).to_be_visible()
+    check_page(page, "reconciliation-open")
+    first = before[0]
+    page.get_by_label(f"Comment for exception {first.id}").fill("checked with the bank")
+    page.get_by_label(f"Comment for exception {first.id}").press("Enter")
+    expect(page.locator(".flash")).to_contain_text(f"Exception {first.id} resolved")
+    after = recon.list_exceptions(running.store)
+    assert first.id not in [x.id for x in after]
+    assert len(after) == len(before) - 1
+    resolved = recon.list_exceptions(running.store, status="resolved")
+    assert [(x.id, x.resolved_by, x.comment) for x in resolved] == [
+        (first.id, "olive", "checked with the bank")
+    ]
+    page.get_by_role("link", name="Audit").click()
+    expect(page.locator("tbody tr").first).to_contain_text("recon.resolve")
     page.context.close()

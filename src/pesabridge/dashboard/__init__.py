@@ -7,6 +7,8 @@ Mounted under ``/ui`` by :func:`pesabridge.server.build_app`, so ``pesabridge ru
 
 from __future__ import annotations
 
+import importlib
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 from starlette.routing import BaseRoute, Mount, Route
@@ -14,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..config import Config
 from ..store import Store
-from .pages import auth, failures, files, overview, reconciliation, settings, transactions
+from . import pages
 from .web import HERE, Dashboard
 
 PREFIX = "/ui"
@@ -23,16 +25,20 @@ PREFIX = "/ui"
 def dashboard_routes(store: Store, config: Config | None = None) -> list[BaseRoute]:
     """The dashboard's routes, to add to the server's: ``/ui/...`` and a redirect at ``/``."""
     dash = Dashboard(store, config)
-    pages: list[BaseRoute] = [
+    routes: list[BaseRoute] = [
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    for module in (auth, overview, transactions, failures, files, reconciliation, settings):
-        pages.extend(module.routes(dash))
+    # Page modules looked up by name: importing their names here would hide the data
+    # modules of the same name (pesabridge.dashboard.overview, .reconciliation).
+    for name in (
+        "auth", "overview", "transactions", "failures", "files", "reconciliation", "settings"
+    ):  # fmt: skip
+        routes.extend(importlib.import_module(f"{pages.__name__}.{name}").routes(dash))
 
     async def root(_request: Request) -> RedirectResponse:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
-    return [Mount(PREFIX, routes=pages), Route("/", root, methods=["GET"])]
+    return [Mount(PREFIX, routes=routes), Route("/", root, methods=["GET"])]
 
 
 __all__ = ["PREFIX", "Dashboard", "dashboard_routes"]

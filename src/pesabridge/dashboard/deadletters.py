@@ -12,7 +12,7 @@ from sqlalchemy import Connection, and_, exists, func, select
 from ..store import utcnow
 from ..store.schema import dead_letter_resolutions, deliveries, transactions
 
-SHOWN_PER_GROUP = 100
+SHOWN_PER_GROUP = 50
 
 
 @dataclass

@@ -70,7 +70,9 @@ def volumes(conn: Connection, since: datetime) -> list[Volume]:
             func.sum(t.amount_minor),
         )
         .join(deliveries, d.transaction_id == t.id)
-        .where(t.occurred_at >= since)
+        # Through the occurred_at index: as a plain join condition SQLite scans every
+        # delivery instead (a third of a second per window at a million transactions).
+        .where(t.id.in_(select(t.id).where(t.occurred_at >= since).scalar_subquery()))
         .group_by(t.provider, t.account, t.currency, d.state, failing)
     ):
         outcome = {"delivered": "delivered", "dead": "dead"}.get(state)

@@ -1,4 +1,8 @@
-"""Login rate limiting per client address (in this process; lockout is in the ledger)."""
+"""Login rate limiting per client address (in this process; lockout is in the ledger).
+
+Only failed logins count, so an office behind one address is never slowed down by its
+own successful logins; password spraying across many accounts from one address is.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,31 @@ from collections import deque
 
 
 class RateLimiter:
-    """At most ``limit`` events per ``window`` seconds per key (a sliding window)."""
+    """At most ``limit`` failures per ``window`` seconds per key (a sliding window)."""
 
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+    def __init__(self, limit: int = 20, window: float = 60.0) -> None:
         self.limit = limit
         self.window = window
         self._events: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: str) -> bool:
-        """Count an event for ``key``; False when it is over the limit (not counted)."""
+    def _recent(self, key: str, now: float) -> deque[float]:
+        events = self._events.setdefault(key, deque())
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        return events
+
+    def blocked(self, key: str) -> bool:
+        """Whether ``key`` has used up its failures for now."""
+        with self._lock:
+            return len(self._recent(key, time.monotonic())) >= self.limit
+
+    def failed(self, key: str) -> None:
+        """Count a failure for ``key``."""
         now = time.monotonic()
         with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            if len(events) >= self.limit:
-                return False
-            events.append(now)
+            self._recent(key, now).append(now)
             if len(self._events) > 10_000:
                 # Forget idle clients so a scan from many addresses cannot grow this forever.
                 for stale in [k for k, v in self._events.items() if not v]:
                     del self._events[stale]
-            return True

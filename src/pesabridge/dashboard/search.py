@@ -124,9 +124,11 @@ def parse_filters(params: Mapping[str, str], *, unmasked: bool) -> Filters:
 
 
 def phone_digits(value: str) -> str:
-    """The digits of a typed number, without a national trunk ``0``: ``0712 345 678`` and
-    ``+254712345678`` both end in ``712345678``, which is what is matched."""
-    return re.sub(r"\D", "", value).lstrip("0")
+    """The digits to match at the end of stored numbers. A full national number loses its
+    trunk ``0`` (and an international ``00``): ``0712 345 678`` and ``+254712345678`` both
+    end in ``712345678``. A few last digits are kept as typed: ``0475`` is a suffix."""
+    digits = re.sub(r"\D", "", value)
+    return digits.lstrip("0") if len(digits) >= 9 else digits
 
 
 def _conditions(f: Filters, zone: tzinfo) -> list[Any]:

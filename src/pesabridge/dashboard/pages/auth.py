@@ -71,15 +71,16 @@ def routes(dash: Dashboard) -> list[Route]:
                 request, 403, error="The form expired or was not sent from this page: try again."
             )
         client = request.client.host if request.client else ""
-        if not dash.login_limiter.allow(client):
+        if dash.login_limiter.blocked(client):
             await run_in_threadpool(
                 audit.record, dash.store, username or "-", "login.rate_limited", client=client
             )
             return login_page(
-                request, 429, error="Too many login attempts from here: wait a minute."
+                request, 429, error="Too many failed logins from here: wait a minute."
             )
         result = await run_in_threadpool(authenticate, dash.store, username, password)
         if result.user is None:
+            dash.login_limiter.failed(client)
             await run_in_threadpool(
                 audit.record,
                 dash.store,

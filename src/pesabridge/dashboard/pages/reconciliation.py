@@ -76,7 +76,7 @@ def routes(dash: Dashboard) -> list[Route]:
             recon.resolve_exception(
                 ctx.store, exception_id, user=ctx.session.user.username, comment=comment
             )
-        except (LookupError, ValueError) as exc:
+        except (LookupError, ValueError, getattr(recon, "ReconcileError", ValueError)) as exc:
             return ctx.redirect(f"/reconciliation?done={quote_plus(f'Not resolved: {exc}')}")
         ctx.audit("recon.resolve", str(exception_id), comment=comment)
         return ctx.redirect(f"/reconciliation?done=Exception+{exception_id}+resolved.")
