@@ -37,9 +37,7 @@ class Dashboard:
 
     store: Store
     config: Config | None
-    zone: ZoneInfo = field(
-        default_factory=lambda: ZoneInfo(os.environ.get("PESABRIDGE_DASHBOARD_TZ", "UTC"))
-    )
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     login_limiter: RateLimiter = field(default_factory=RateLimiter)
     env: Environment = field(
         default_factory=lambda: Environment(
@@ -51,8 +49,18 @@ class Dashboard:
     )
 
     def __post_init__(self) -> None:
+        self.zone = dashboard_zone(self.config)
         self.env.globals.update(money=present.money, phone=present.phone)
         self.env.filters["when"] = lambda moment: present.when(moment, self.zone)
+
+
+def dashboard_zone(config: Config | None) -> ZoneInfo:
+    """The zone of the dashboard's days and times: ``$PESABRIDGE_DASHBOARD_TZ``, else the
+    reconciliation's zone (so "today" is the same day in both), else UTC."""
+    name = os.environ.get("PESABRIDGE_DASHBOARD_TZ")
+    if not name and config is not None:
+        name = config.reconciliation.timezone
+    return ZoneInfo(name or "UTC")
 
 
 @dataclass
