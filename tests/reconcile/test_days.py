@@ -151,3 +151,26 @@ def test_callbacks_outside_any_statement_await_one(store: Store, tmp_path: Path)
     (summary,) = report.days
     assert summary.count("awaiting_statement") == 12
     assert any("no ingested statement" in note for note in report.notes)
+
+
+def test_a_reversal_without_its_original_is_an_orphan(store: Store, tmp_path: Path) -> None:
+    """The day's own reversal finds its payment; one quoting an unknown receipt does
+    not, and neither does a charge whose payment is not in the ledger."""
+    from dataclasses import replace
+
+    from pesabridge.devtools.reconcile_days import generate_day, write_rows
+
+    from .scenario import ingest_statement
+
+    day = generate_day(DAY, 12, seed=3)
+    rows = list(day.rows)
+    (index,) = [i for i, r in enumerate(rows) if r.reason == "Reversal"]
+    rows[index] = replace(rows[index], linked="SKNOSUCH01", details="Reversal of SKNOSUCH01")
+    path = tmp_path / "s.csv"
+    write_rows(path, rows, DAY, DAY, ACCOUNT, day.opening)
+    ingest_statement(store, path)
+    report = run_reconciliation(store, ACCOUNT, DAY, DAY, statement=path)
+    (orphan,) = [e for e in report.exceptions if e.kind == "orphan"]
+    assert orphan.receipt == day.anomalies.reversal_receipts[0]
+    assert "SKNOSUCH01" in orphan.detail
+    assert orphan.receipt not in {e.receipt for e in report.repaired}  # never "lost"
