@@ -158,6 +158,15 @@ async def drive_wrk(url: str, seconds: float, concurrency: int, prefix: str) -> 
     }
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (all its threads), from /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def phase(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     port = free_port()
     database = None
@@ -168,11 +177,15 @@ async def phase(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_up(url, proc)
+        cpu_before = cpu_seconds(proc.pid)
         if args.driver == "wrk":
             prefix = f"{name[:1].upper()}{os.getpid() % 1000:03d}"
             measured = await drive_wrk(url, args.seconds, args.concurrency, prefix)
         else:
             measured = await drive_simulator(url, args.seconds, args.concurrency)
+        cpu_after = cpu_seconds(proc.pid)
+        if cpu_before is not None and cpu_after is not None and measured["acknowledged"]:
+            measured["cpu_us_per_ack"] = (cpu_after - cpu_before) / measured["acknowledged"] * 1e6
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -223,12 +236,18 @@ async def main() -> int:
         f"{os.cpu_count()} CPUs, load by {args.driver}, concurrency {args.concurrency},"
         f" {args.seconds:g} s per phase, commit {commit()}"
     )
-    print(f"{'phase':<12} {'acked':>8} {'per s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'phase':<12} {'acked':>8} {'per s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'CPU us/ack':>10} {'x bare':>7}"
+    )
+    bare_cpu = results[0].get("cpu_us_per_ack")
     for r in results:
         ratio = r["per_second"] / bare
+        cpu = r.get("cpu_us_per_ack")
+        cpu_ratio = bare_cpu / cpu if cpu and bare_cpu else 0.0
         print(
             f"{r['phase']:<12} {r['acknowledged']:>8} {r['per_second']:>9.1f} {ratio:>7.2f}"
-            f" {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
+            f" {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {cpu or 0:>10.0f} {cpu_ratio:>7.2f}"
             + ("" if "stored" not in r else f"  stored {r['stored']} correct {r['correct']}")
         )
     if args.json:
