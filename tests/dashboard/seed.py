@@ -52,19 +52,20 @@ def payments(store: Store, sink: str = "erp") -> None:
 
 
 def kill(store: Store, receipt: str, *, status: int = 422, error: str = "unknown account") -> int:
-    """Dead-letter ``receipt``'s delivery the way a worker would; returns its id."""
-    for claimed in store.claim("test-worker", limit=10):
+    """Dead-letter ``receipt``'s delivery the way a worker would; returns its id. The other
+    deliveries claimed on the way go back due at once, as after a retry."""
+    found = None
+    for claimed in store.claim("test-worker", limit=100):
         now = utcnow()
         if claimed.transaction.receipt == receipt:
             record = AttemptRecord(
                 "test-worker", claimed.attempt, now, now, "dead", status, error, '{"error": 1}'
             )
             store.finish(claimed, record)
-            return claimed.delivery_id
-        # Others go back untouched: due again at once.
-        store.finish(
-            claimed,
-            AttemptRecord("test-worker", claimed.attempt, now, now, "retry", 503, "busy"),
-            next_attempt_at=now,
-        )
-    raise AssertionError(f"{receipt} was not claimable")
+            found = claimed.delivery_id
+        else:
+            retry = AttemptRecord("test-worker", claimed.attempt, now, now, "retry", 503, "busy")
+            store.finish(claimed, retry, next_attempt_at=now)
+    if found is None:
+        raise AssertionError(f"{receipt} was not claimable")
+    return found

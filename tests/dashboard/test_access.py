@@ -196,3 +196,24 @@ def test_many_failed_logins_from_one_address_are_slowed_down(base: str) -> None:
         statuses.append(answer.status_code)
     assert statuses == [401] * 20 + [429]
     assert "Too many failed logins" in answer.text
+
+
+def test_login_returns_only_into_the_dashboard(base: str) -> None:
+    for target, expected in (
+        ("/ui/transactions?receipt=SLK1000001", "/ui/transactions?receipt=SLK1000001"),
+        ("//evil.example/ui/", "/ui/"),
+        ("https://evil.example/", "/ui/"),
+    ):
+        client = requests.Session()
+        page = client.get(f"{base}/ui/login")
+        answer = client.post(
+            f"{base}/ui/login",
+            data={
+                "username": "victor",
+                "password": seed.PASSWORDS["victor"],
+                "csrf": csrf_of(page.text),
+                "next": target,
+            },
+            allow_redirects=False,
+        )
+        assert answer.headers["location"] == expected
