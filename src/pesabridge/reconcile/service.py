@@ -4,6 +4,7 @@ dashboard call. See ``docs/reconciliation.md``."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..model.currency import minor_units
 from ..store import Router, Store, utcnow
@@ -137,56 +139,65 @@ def run_reconciliation(
     del digits
     route = _callback_router(config, settings.callback_sources)
     now = utcnow()
-    with store.write() as conn:
-        run_id = persist.start_run(
-            conn,
-            provider=provider,
-            account=account,
-            start=start,
-            end=end,
-            trigger=trigger,
-            statement=str(statement) if statement else None,
-            backoffice=source,
-            now=now,
-        )
-        added = backfill(conn, result.backfill, route, now)
-        if result.backfill and route is None:
-            notes.append(
-                f"{len(result.backfill)} backfilled transaction(s) kept their statement "
-                "routes (no config with callback routes was given)"
-            )
-        persist.save_days(
-            conn, run_id, provider=provider, account=account, start=start, end=end,
-            currency=currency, tally=result.tally,
-        )  # fmt: skip
-        persist.save_findings(
-            conn, run_id, provider=provider, account=account, start=start, end=end,
-            findings=result.findings, checked=result.checked, now=now,
-        )  # fmt: skip
-        still_open = persist.exceptions(
-            conn, provider=provider, account=account, start=start, end=end, limit=None
-        )
-        repaired = persist.exceptions(
-            conn, provider=provider, account=account, start=start, end=end,
-            status=REPAIRED, kinds=[BACKFILLED], limit=None,
-        )  # fmt: skip
-        totals: dict[str, list[int]] = {}
-        for (_day, outcome), (count, amount) in result.tally.items():
-            slot = totals.setdefault(outcome, [0, 0])
-            slot[0] += count
-            slot[1] += amount
-        persist.finish_run(
-            conn,
-            run_id,
-            open_exceptions=len(still_open),
-            summary={"outcomes": totals, "backfilled_deliveries": added, "notes": notes},
-            now=utcnow(),
-        )
-        days = [
-            d
-            for d in persist.day_summaries(conn, account=account, start=start, end=end)
-            if d.provider == provider
-        ]
+    # Two runs over the same days at once (the automatic one and a person's) may insert
+    # the same finding; the loser runs its transaction again and finds the row known.
+    for attempt in range(3):
+        try:
+            with store.write() as conn:
+                run_id = persist.start_run(
+                    conn,
+                    provider=provider,
+                    account=account,
+                    start=start,
+                    end=end,
+                    trigger=trigger,
+                    statement=str(statement) if statement else None,
+                    backoffice=source,
+                    now=now,
+                )
+                added = backfill(conn, result.backfill, route, now)
+                if result.backfill and route is None:
+                    notes.append(
+                        f"{len(result.backfill)} backfilled transaction(s) kept their statement "
+                        "routes (no config with callback routes was given)"
+                    )
+                persist.save_days(
+                    conn, run_id, provider=provider, account=account, start=start, end=end,
+                    currency=currency, tally=result.tally,
+                )  # fmt: skip
+                persist.save_findings(
+                    conn, run_id, provider=provider, account=account, start=start, end=end,
+                    findings=result.findings, checked=result.checked, now=now,
+                )  # fmt: skip
+                still_open = persist.exceptions(
+                    conn, provider=provider, account=account, start=start, end=end, limit=None
+                )
+                repaired = persist.exceptions(
+                    conn, provider=provider, account=account, start=start, end=end,
+                    status=REPAIRED, kinds=[BACKFILLED], limit=None,
+                )  # fmt: skip
+                totals: dict[str, list[int]] = {}
+                for (_day, outcome), (count, amount) in result.tally.items():
+                    slot = totals.setdefault(outcome, [0, 0])
+                    slot[0] += count
+                    slot[1] += amount
+                persist.finish_run(
+                    conn,
+                    run_id,
+                    open_exceptions=len(still_open),
+                    summary={"outcomes": totals, "backfilled_deliveries": added, "notes": notes},
+                    now=utcnow(),
+                )
+                days = [
+                    d
+                    for d in persist.day_summaries(conn, account=account, start=start, end=end)
+                    if d.provider == provider
+                ]
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            time.sleep(0.1 * (attempt + 1))
     log.info(
         "reconciled",
         account=account,
