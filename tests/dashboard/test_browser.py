@@ -126,8 +126,8 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def _login(browser: Any, running: Running, name: str) -> Any:
-    context = browser.new_context(accept_downloads=True)
+def _login(browser: Any, running: Running, name: str, **options: Any) -> Any:
+    context = browser.new_context(accept_downloads=True, **options)
     page = context.new_page()
     page.goto(running.url + "/ui/")
     assert page.url.startswith(running.url + "/ui/login")
@@ -209,8 +209,12 @@ def test_csv_export_downloads_the_search_result(browser: Any, running: Running) 
 def test_a_viewer_sees_masked_numbers_and_cannot_replay(browser: Any, running: Running) -> None:
     from playwright.sync_api import expect
 
-    page = _login(browser, running, "victor")
+    # On a phone: nothing wider than the screen but the tables, which scroll in place.
+    page = _login(browser, running, "victor", viewport={"width": 390, "height": 844})
+    check_page(page, "overview-phone")
     page.goto(running.url + "/ui/transactions")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    check_page(page, "transactions-phone")
     expect(page.locator("tbody")).to_contain_text("2547****5678")
     assert "254712345678" not in page.content()
     page.get_by_label("Phone (last 4 digits)").fill("254712345678")
