@@ -83,15 +83,19 @@ def http_sink(cfg: Config) -> HttpSink:
 
 async def drain(store: Store, cfg: Config, seconds: float = 30) -> None:
     """Deliver until nothing is pending or in flight."""
+    sink = http_sink(cfg)
     worker = DeliveryWorker(
-        store, {"erp": http_sink(cfg)}, {"erp": RetryPolicy(max_attempts=5, base=0.05, cap=0.2)}
+        store, {"erp": sink}, {"erp": RetryPolicy(max_attempts=5, base=0.05, cap=0.2)}
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        await worker.run_once()
-        per_state: dict[str, Any] = store.status()["deliveries"].get("erp", {})
-        if not per_state.get("pending") and not per_state.get("in_flight"):
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"deliveries still open after {seconds}s: {store.status()['deliveries']}")
+    try:
+        while loop.time() < deadline:
+            await worker.run_once()
+            per_state: dict[str, Any] = store.status()["deliveries"].get("erp", {})
+            if not per_state.get("pending") and not per_state.get("in_flight"):
+                return
+            await asyncio.sleep(0.05)
+        pytest.fail(f"deliveries still open after {seconds}s: {store.status()['deliveries']}")
+    finally:
+        await sink.close()

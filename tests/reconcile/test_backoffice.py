@@ -145,3 +145,64 @@ def test_bad_rows_are_named_and_the_rest_compared(store: Store, tmp_path: Path) 
     notes = "\n".join(report.notes)
     assert "export.csv:2: Amount: '12.5O' is not a number" in notes
     assert "export.csv:3: Posted: 'yesterday' is not a ISO 8601 time" in notes
+
+
+async def test_a_days_charges_posted_as_one_line_match_as_a_group(
+    store: Store, tmp_path: Path, backoffice: BackOffice
+) -> None:
+    from decimal import Decimal
+
+    from pesabridge.config import parse_config
+
+    from .scenario import ACCOUNT as account
+    from .scenario import ingest_statement
+
+    cfg = parse_config(
+        {
+            "sources": [{"name": "statements", "type": "folder", "path": "inbox"}],
+            "sinks": [{"name": "erp", "type": "http", "url": backoffice.url}],
+            "routes": [{"from": ["statements"], "to": ["erp"], "entries": ["payment", "charge"]}],
+        },
+        environ={},
+    )
+    from pesabridge.devtools.reconcile_days import generate_day
+
+    day = generate_day(DAY, 6, anomalies=False)
+    statement = day.write_statement(tmp_path / "s.csv")
+    ingest_statement(store, statement, cfg)
+    await drain(store, cfg)
+    bodies = [p["body"] for p in backoffice.state.postings.values()]
+    payments = [b for b in bodies if b["entry"] == "payment"]
+    charges = sum(Decimal(b["amount"]) for b in bodies if b["entry"] == "charge")
+    lines = ["Ref,Amount,When,Type"]
+    lines += [f"{b['receipt']},{b['amount']},{b['occurred_at']},payment" for b in payments]
+    lines.append(f",{charges},2024-05-06T23:00:00+03:00,charge")  # one line for the day
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n")
+    settings = ReconciliationConfig.model_validate(
+        {"backoffice": {"columns": {"receipt": "Ref", "amount": "Amount", "time": "When",
+                                    "entry": "Type"}}}
+    )  # fmt: skip
+    report = run_reconciliation(store, account, DAY, DAY, backoffice=export, config=settings)
+    assert report.clean, [(e.kind, e.receipt, e.detail) for e in report.exceptions]
+    (group,) = [m for m in report.matches if m.method == "back office: group"]
+    assert group.pairs == 1
+    (summary,) = report.days
+    assert summary.count("posted") == 12  # 6 payments, 6 charges
+
+
+async def test_a_posting_with_another_amount_is_a_discrepancy(
+    store: Store, tmp_path: Path, backoffice: BackOffice
+) -> None:
+    receipts = await _delivered_day(store, tmp_path, backoffice)
+    export = write_backoffice_export(tmp_path / "e.csv", backoffice.state.postings.values())
+    lines = export.read_text().splitlines()
+    (index,) = [i for i, line in enumerate(lines) if f",{receipts[5]}," in line]
+    cells = lines[index].split(",")
+    cells[2] = "1.00"
+    lines[index] = ",".join(cells)
+    export.write_text("\n".join(lines) + "\n")
+    report = run_reconciliation(store, ACCOUNT, DAY, DAY, backoffice=export, config=_settings())
+    (found,) = report.exceptions
+    assert (found.kind, found.receipt, found.sink) == ("discrepancy", receipts[5], "erp")
+    assert "says 1.00 KES" in found.detail

@@ -504,6 +504,10 @@ def backoffice(
         for index in pair.left:
             row = delivered[index]
             out.count(scope.day(row.occurred_at), POSTED, row.amount_minor)
+        if len(pair.left) == 1 and len(pair.right) == 1:
+            row, posting = delivered[pair.left[0]], postings[pair.right[0]]
+            if abs(row.amount_minor - posting.amount_minor) > scope.tolerance:
+                _posted_differently(scope, sink, row, posting, source, out)
     for item in result.left_over:
         row = delivered[item.ref]
         day = scope.day(row.occurred_at)
@@ -551,6 +555,30 @@ def backoffice(
             )
         )
     out.checked.update((NOT_POSTED, UNEXPECTED_POSTING))
+
+
+def _posted_differently(
+    scope: Scope, sink: str, row: Any, posting: Posting, source: str, out: Result
+) -> None:
+    day = scope.day(row.occurred_at)
+    out.count(day, DISCREPANCY, row.amount_minor)
+    out.findings.append(
+        Finding(
+            key=finding_key(DISCREPANCY, sink, row.provider, row.account, row.receipt, row.entry),
+            kind=DISCREPANCY,
+            day=day,
+            detail=(
+                f"delivered to {sink} as {scope.money(row.amount_minor)}, but the back "
+                f"office's record ({source} line {posting.line}) says "
+                f"{scope.money(posting.amount_minor)}"
+            ),
+            transaction_id=row.id,
+            receipt=row.receipt,
+            sink=sink,
+            amount_minor=row.amount_minor,
+            currency=row.currency,
+        )
+    )
 
 
 def _posting_item(index: int, posting: Posting, scope: Scope) -> Item:

@@ -79,7 +79,7 @@ def match(
     result = Matching()
     free_left = {item.ref: item for item in left}
     free_right = {item.ref: item for item in right}
-    _by_receipt(free_left, free_right, result)
+    _by_receipt(free_left, free_right, tolerance, result)
     _by_rules(free_left, free_right, rules, tolerance, result)
     if rules.groups:
         _by_groups(free_left, free_right, tolerance, result, many_left=True)
@@ -89,21 +89,40 @@ def match(
     return result
 
 
-def _by_receipt(free_left: dict[int, Item], free_right: dict[int, Item], out: Matching) -> None:
-    by_receipt: dict[str, list[Item]] = defaultdict(list)
+def _by_receipt(
+    free_left: dict[int, Item], free_right: dict[int, Item], tolerance: int, out: Matching
+) -> None:
+    """Same receipt and amount; then a receipt left with one item on each side (the
+    amounts differ: still the same movement, with less confidence). A payment and its
+    charge share a receipt, so the amount decides between them."""
+    lefts: dict[str, list[Item]] = defaultdict(list)
+    rights: dict[str, list[Item]] = defaultdict(list)
+    for item in free_left.values():
+        if item.receipt:
+            lefts[item.receipt].append(item)
     for item in free_right.values():
         if item.receipt:
-            by_receipt[item.receipt].append(item)
-    for item in list(free_left.values()):
-        candidates = by_receipt.get(item.receipt or "")
-        if not candidates:
+            rights[item.receipt].append(item)
+    for receipt, candidates in rights.items():
+        mine = lefts.get(receipt)
+        if not mine:
             continue
-        # a payment and its charge share a receipt: prefer the same amount
-        best = min(candidates, key=lambda c: abs(c.amount_minor - item.amount_minor))
-        candidates.remove(best)
-        del free_left[item.ref]
-        del free_right[best.ref]
-        out.pairs.append(Pair((item.ref,), (best.ref,), "receipt", 1.0))
+        for item in list(mine):
+            best = next(
+                (c for c in candidates if abs(c.amount_minor - item.amount_minor) <= tolerance),
+                None,
+            )
+            if best is not None:
+                candidates.remove(best)
+                mine.remove(item)
+                del free_left[item.ref]
+                del free_right[best.ref]
+                out.pairs.append(Pair((item.ref,), (best.ref,), "receipt", 1.0))
+        if len(mine) == 1 and len(candidates) == 1:
+            item, best = mine.pop(), candidates.pop()
+            del free_left[item.ref]
+            del free_right[best.ref]
+            out.pairs.append(Pair((item.ref,), (best.ref,), "receipt", 0.7))
 
 
 def score(a: Item, b: Item, rules: MatchRules, tolerance: int) -> float:
