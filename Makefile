@@ -10,7 +10,7 @@ help:
 	@echo "make demo   - create .venv, install, run the end-to-end demo"
 	@echo "make test   - create .venv with dev extras, ruff, mypy --strict, pytest"
 	@echo "make lint   - ruff + mypy only"
-	@echo "make bench  - ingest benchmark (1,000,000 rows) against its floor; encode benchmarks; delivery vs bare aiohttp; ISO 8583 pipelined vs serial"
+	@echo "make bench  - ingest benchmark (1,000,000 rows) against its floor; encode benchmarks; delivery vs bare aiohttp; outage drain; ISO 8583 pipelined vs serial"
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,7 @@ bench: $(BIN)/.dev-installed
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/encode.py
 	$(BIN)/python bench/deliver.py
+	$(BIN)/python bench/drain.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/iso8583.py
 	$(BIN)/python bench/dashboard.py

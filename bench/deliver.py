@@ -48,25 +48,35 @@ from pesabridge.store.schema import deliveries
 GOAL = 0.8
 
 
-def _serve(port_queue: Any, stop: Any) -> None:
+def _serve(port_queue: Any, stop: Any, fail_first: int = 0) -> None:
     async def run() -> None:
+        from pesabridge.devtools.backoffice import Rule
+
         server = BackOffice()
+        if fail_first:
+            # An outage's tail: the first requests are refused, to be retried later.
+            server.add_rule(Rule(status=503, times=fail_first))
         await server.start()
         port_queue.put(server.port)
         while not stop.is_set():
             await asyncio.sleep(0.05)
-        port_queue.put((len(server.state.postings), server.state.replays))
+            server.state.seen.clear()  # every request's copy: for tests, not needed here
+        port_queue.put((len(server.state.postings), server.state.replays, server.state.requests))
         await server.stop()
 
     asyncio.run(run())
 
 
 class BackOfficeProcess:
-    def __init__(self) -> None:
+    """The sample back office in a child process (its own CPU, as a real one would be)."""
+
+    def __init__(self, fail_first: int = 0) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.queue = ctx.Queue()
         self.stop = ctx.Event()
-        self.process = ctx.Process(target=_serve, args=(self.queue, self.stop), daemon=True)
+        self.process = ctx.Process(
+            target=_serve, args=(self.queue, self.stop, fail_first), daemon=True
+        )
 
     def __enter__(self) -> str:
         self.process.start()
@@ -74,8 +84,14 @@ class BackOfficeProcess:
         return f"http://127.0.0.1:{port}/payments"
 
     def finish(self) -> tuple[int, int]:
+        """Stop the back office: (postings, replays)."""
+        postings, replays, _requests = self.finish_counts()
+        return postings, replays
+
+    def finish_counts(self) -> tuple[int, int, int]:
+        """Stop the back office: (postings, replays, requests answered)."""
         self.stop.set()
-        result: tuple[int, int] = self.queue.get(timeout=30)
+        result: tuple[int, int, int] = self.queue.get(timeout=60)
         self.process.join(10)
         return result
 
@@ -84,7 +100,7 @@ class BackOfficeProcess:
             self.process.kill()
 
 
-def transactions(count: int) -> list[Transaction]:
+def transactions(count: int, offset: int = 0) -> list[Transaction]:
     from decimal import Decimal
 
     from pesabridge.model import Counterparty
@@ -104,7 +120,7 @@ def transactions(count: int) -> list[Transaction]:
             counterparty=Counterparty.of("254712345678", "JANE DOE"),
             reference=f"INV-{i}",
         )
-        for i in range(count)
+        for i in range(offset, offset + count)
     ]
 
 
