@@ -224,9 +224,7 @@ class CallbackEndpoint:
         token = self.config.path_token
         table: dict[tuple[str, str], Callable[[Scope, Receive, Send], Any]] = {}
         for route in self.routes():
-            if not isinstance(route, Route) or getattr(route.endpoint, "__func__", None) is not (
-                CallbackEndpoint.handle
-            ):
+            if not isinstance(route, Route) or route.endpoint != self.handle:
                 continue
             path = route.path
             if token is not None:

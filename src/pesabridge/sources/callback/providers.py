@@ -6,15 +6,14 @@ account, allow-list, auth, keys, limits) is the shared :class:`CallbackConfig`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from pydantic import Field
-from starlette.routing import BaseRoute, Route
 
 from ...config import ComponentConfig
 from . import signatures
 from .endpoint import Answer, Answers, CallbackConfig, CallbackEndpoint, Provider
+from .mtn import MtnMomoConfig, MtnMomoSource
 
 DARAJA_OK: dict[str, object] = {"ResultCode": 0, "ResultDesc": "Success"}
 
@@ -136,23 +135,13 @@ class AirtelSource(CallbackEndpoint):
     )
 
 
-class MtnMomoConfig(CallbackConfig):
-    """``type: mtn-momo``: MTN MoMo request-to-pay callbacks (PUT or POST, unsigned)."""
-
-    type: Literal["mtn-momo"] = "mtn-momo"
-    path: str = Field(default="/mtn/momo", pattern=r"^/[A-Za-z0-9/_.-]*$")
-
-
-class MtnMomoSource(CallbackEndpoint):
-    """MTN: ``SUCCESSFUL`` is a payment, ``FAILED`` a failed attempt. Sent once only."""
-
-    Config: ClassVar[type[ComponentConfig]] = MtnMomoConfig
-    PROVIDER = Provider(
-        "mtn-momo-callback",
-        Answers(success=(200, None), rejected=_plain_rejected),
-        summary="MTN MoMo callback",
-    )
-
-    def routes(self) -> Sequence[BaseRoute]:
-        # MTN's sandbox calls back with PUT, production with POST: take both.
-        return [Route(self.url(), self.handle, methods=["POST", "PUT"])]
+# MTN MoMo lives in .mtn (its callbacks can be confirmed with MTN's status endpoint).
+__all__ = [
+    "AirtelSource",
+    "DarajaResultSource",
+    "DarajaStkSource",
+    "KopoKopoLegacySource",
+    "KopoKopoSource",
+    "MtnMomoConfig",
+    "MtnMomoSource",
+]
