@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: help install dev demo test lint typecheck pytest bench clean chromium
+.PHONY: help install dev demo test lint typecheck pytest bench bench-tools clean chromium
 
 help:
 	@echo "make demo   - create .venv, install, run the end-to-end demo"
@@ -42,14 +42,20 @@ test: lint pytest
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-bench: $(BIN)/.dev-installed
+bench: $(BIN)/.dev-installed bench-tools
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/encode.py
 	$(BIN)/python bench/deliver.py
+	$(BIN)/python bench/callbacks.py
 	$(BIN)/python bench/drain.py
 	$(BIN)/python bench/reconcile.py
 	$(BIN)/python bench/iso8583.py
 	$(BIN)/python bench/dashboard.py
+
+# wrk (Debian) drives bench/callbacks.py; without it the bench falls back to the simulator.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| echo "wrk not installed: bench/callbacks.py will use the simulator"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
