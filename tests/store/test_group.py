@@ -194,3 +194,17 @@ async def test_inline_commit_waits_for_a_busy_lock_off_the_event_loop(sqlite_url
     assert ticks >= 10  # the loop kept running while the thread waited for the lock
     assert store.status()["transactions"] == 1
     store.close()
+
+
+async def test_a_caller_that_goes_away_still_has_its_work_committed(store: Store) -> None:
+    committer = GroupCommitter(store, max_wait=0.05)
+    try:
+        waiting = asyncio.ensure_future(committer.submit(recorder("SG000401")))
+        await asyncio.sleep(0)  # queued
+        waiting.cancel()  # the client disconnected
+        other = await committer.submit(recorder("SG000402"))
+    finally:
+        committer.close()
+    assert other.new == 1
+    assert waiting.cancelled()
+    assert store.status()["transactions"] == 2  # the first was written all the same

@@ -109,9 +109,9 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._enqueue(Item(work, loop, future))
-        # The write happens whether or not the caller is still waiting: shield it, so a
-        # cancelled request does not leave a committed row whose future nobody reads.
-        return await asyncio.shield(future)
+        # A caller that goes away (cancelled) cancels only its future: the work stays in
+        # the batch and is committed all the same; settle() skips a finished future.
+        return await future
 
     async def submit_bulk(self, bulk: Bulk[P, R], payload: P) -> R:
         """Hand ``payload`` to ``bulk`` together with the batch's other payloads for it.
@@ -124,7 +124,7 @@ class GroupCommitter:
         future: asyncio.Future[R] = loop.create_future()
         work: Work[R] = lambda conn: bulk(conn, [payload])[0]  # noqa: E731 - the fallback
         self._enqueue(Item(work, loop, future, bulk=bulk, payload=payload))
-        return await asyncio.shield(future)
+        return await future
 
     def _enqueue(self, item: Item[Any]) -> None:
         if self._closed:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import structlog
 from pydantic import Field, SecretStr, field_validator
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -56,11 +56,18 @@ from .signatures import Verdict, Verifier
 log = structlog.get_logger("pesabridge.sources.callback")
 
 
+_INFO: dict[Any, bool] = {}
+
+
 def _info_enabled() -> bool:
     """Whether an info line would be written: building one per callback is not free."""
-    logger: Any = structlog.get_logger("pesabridge.sources.callback").bind()
-    check = getattr(logger, "is_enabled_for", None)
-    return True if check is None else bool(check(logging.INFO))
+    wrapper = structlog.get_config()["wrapper_class"]
+    enabled = _INFO.get(wrapper)
+    if enabled is None:  # once per logging configuration
+        logger: Any = structlog.get_logger("pesabridge.sources.callback").bind()
+        check = getattr(logger, "is_enabled_for", None)
+        enabled = _INFO[wrapper] = True if check is None else bool(check(logging.INFO))
+    return enabled
 
 
 Answer = tuple[int, Mapping[str, Any] | None]
@@ -304,17 +311,25 @@ class CallbackEndpoint:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise self._refuse("size", (413, None), request)
+        # The ASGI messages themselves rather than request.stream(): a callback body
+        # is read once, almost always in one message.
         chunks: list[bytes] = []
         size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise self._refuse("size", (413, None), request)
+        receive = request.receive
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Refused("disconnected", (400, None))
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise self._refuse("size", (413, None), request)
+            if not message.get("more_body", False):
+                if not chunks:
+                    return chunk
                 chunks.append(chunk)
-        except ClientDisconnect:
-            raise Refused("disconnected", (400, None)) from None
-        return b"".join(chunks)
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _check_signature(self, body: bytes, request: Request) -> None:
         verifier = self.provider.verifier
