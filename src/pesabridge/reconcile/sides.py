@@ -7,6 +7,7 @@ discrepancies, a statement file's rows in file order, the deliveries to a sink.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,16 @@ from sqlalchemy import Connection, Row, String, and_, case, func, or_, select, t
 from ..store.schema import deliveries, discrepancies, evidence, transactions
 
 _CHUNK = 5000
+_STREAM_CHUNK = 20_000
 
 t = transactions.c
+
+
+def _stream(conn: Connection, query: Any) -> Iterator[Any]:
+    """Rows of ``query`` fetched in chunks: a million rows one ``fetchone`` at a time
+    cost more than the query itself."""
+    result = conn.execution_options(yield_per=_STREAM_CHUNK).execute(query)
+    return itertools.chain.from_iterable(result.partitions())
 
 
 def _scope(provider: str, account: str, start: datetime, end: datetime) -> Any:
@@ -61,8 +70,8 @@ def ledger_rows(
     low, high = conn.execute(select(func.min(t.id), func.max(t.id)).where(scope)).one()
     if low is None:
         return
-    streamed = conn.execution_options(yield_per=20_000)
-    txns = streamed.execute(
+    txns = _stream(
+        conn,
         select(
             t.id,
             t.receipt,
@@ -72,11 +81,13 @@ def ledger_rows(
             type_coerce(t.occurred_at, String),
             t.status,
         )
-        .where(scope)
-        .order_by(t.id)
+        # the id range lets SQLite walk the table in id order instead of sorting
+        .where(scope, t.id.between(low, high))
+        .order_by(t.id),
     )
     counts = iter(
-        streamed.execute(
+        _stream(
+            conn,
             select(
                 e.transaction_id,
                 func.sum(case((e.kind == "file", 1), else_=0)),
@@ -84,7 +95,7 @@ def ledger_rows(
             )
             .where(e.transaction_id.between(low, high))
             .group_by(e.transaction_id)
-            .order_by(e.transaction_id)
+            .order_by(e.transaction_id),
         )
     )
     current = next(counts, None)
@@ -147,7 +158,7 @@ def statement_rows(conn: Connection, file_id: int) -> Iterator[tuple[Any, ...]]:
         .where(e.file_id == file_id, e.line.is_not(None))
         .order_by(e.line)
     )
-    yield from conn.execution_options(yield_per=20_000).execute(query)
+    yield from _stream(conn, query)
 
 
 def observed_amounts(conn: Connection, file_id: int) -> list[Row[Any]]:
