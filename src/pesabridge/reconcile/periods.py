@@ -81,7 +81,8 @@ def raw_day_of(zone: tzinfo) -> Callable[[Any], date]:
                 text = key if width == 16 else key + ":00"
                 hit = cache[key] = typed(datetime.fromisoformat(text).replace(tzinfo=UTC))
             return hit
-        return typed(value)
+        # PostgreSQL: an aware datetime in the session's zone, whatever that is
+        return typed(value.astimezone(UTC))
 
     return day
 
