@@ -146,3 +146,39 @@ def test_settings_are_validated() -> None:
         ReconciliationConfig(timezone="East Africa")
     with pytest.raises(ValidationError, match="unknown field"):
         ReconciliationConfig.model_validate({"backoffice": {"columns": {"amnt": "Amount"}}})
+
+
+@pytest.mark.postgres
+def test_days_do_not_depend_on_the_database_sessions_zone(pg_url: str) -> None:
+    """PostgreSQL hands times back in the session's zone: the days stay EAT days."""
+    import json
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from pesabridge.devtools.reconcile_days import callback_body, generate_day
+
+    from .scenario import receive_callbacks
+
+    name = make_url(pg_url).database
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"ALTER DATABASE \"{name}\" SET timezone TO 'America/Lima'"))
+    admin.dispose()
+    store = Store.open(pg_url)
+    try:
+        day = generate_day(date(2024, 5, 6), 2, anomalies=False)
+        late = callback_body(day.payments[0], ACCOUNT) | {
+            "TransID": "SKLATE0002",
+            "TransTime": "20240506233000",  # 20:30 UTC, 15:30 in Lima: still the 6th
+        }
+        early = callback_body(day.payments[0], ACCOUNT) | {
+            "TransID": "SKEARLY002",
+            "TransTime": "20240507003000",  # 21:30 UTC on the 6th, 16:30 in Lima
+        }
+        receive_callbacks(store, [json.dumps(late).encode(), json.dumps(early).encode()])
+        report = run_reconciliation(store, ACCOUNT, date(2024, 5, 6), date(2024, 5, 7))
+        days = {d.day: d.count("awaiting_statement") for d in report.days}
+        assert days == {date(2024, 5, 6): 1, date(2024, 5, 7): 1}
+    finally:
+        store.close()
