@@ -19,7 +19,7 @@ from ..model.currency import minor_units
 from ..store import Router, Store, utcnow
 from ..store.rows import to_minor
 from ..store.schema import files
-from . import engine, persist, sides
+from . import classify, continuity, persist, posting, sides
 from .backfill import backfill
 from .backoffice import BackofficeError, Posting, Unreadable, fetch, load_file
 from .periods import period_bounds, statement_files
@@ -31,6 +31,7 @@ from .records import (
     ReconciliationReport,
     ReconException,
 )
+from .scope import Result, Scope
 from .settings import BackofficeSettings, ReconciliationConfig
 
 if TYPE_CHECKING:
@@ -117,25 +118,25 @@ def run_reconciliation(
     def minor(text: str) -> int:
         return to_minor(Decimal(text), currency)
 
-    result = engine.Result(notes=notes)
+    result = Result(notes=notes)
     with store.read() as conn:
         receives = settings.callbacks
         if receives is None:
             receives = sides.receives_callbacks(conn, provider, account)
-        scope = engine.Scope(
+        scope = Scope(
             provider, account, start, end, zone, start_utc, end_utc, currency,
             settings, rc.rules, receives,
         )  # fmt: skip
         coverage = statement_files(conn, provider, account, start_utc, end_utc, minor)
         if not coverage:
             notes.append("no ingested statement covers this period: callbacks await one")
-        engine.statement_and_callbacks(conn, scope, coverage, result)
-        engine.discrepancies(conn, scope, result)
-        engine.orphans(conn, scope, result)
-        engine.balances(conn, scope, coverage, result, at_hand)
+        classify.statement_and_callbacks(conn, scope, coverage, result)
+        classify.discrepancies(conn, scope, result)
+        classify.orphans(conn, scope, result)
+        continuity.balances(conn, scope, coverage, result, at_hand)
         if postings is not None:
             target = sink or bo_settings.sink or _only_sink(conn, scope)
-            engine.backoffice(conn, scope, target, postings, source or "-", result)
+            posting.backoffice(conn, scope, target, postings, source or "-", result)
     del digits
     route = _callback_router(config, settings.callback_sources)
     now = utcnow()
@@ -267,7 +268,7 @@ def _load_backoffice(
     return postings, source
 
 
-def _only_sink(conn: Any, scope: engine.Scope) -> str:
+def _only_sink(conn: Any, scope: Scope) -> str:
     rows = sides.sink_deliveries(
         conn, scope.provider, scope.account, scope.start_utc, scope.end_utc, None
     )
