@@ -20,8 +20,8 @@ import uvicorn
 
 from .config import Config
 from .delivery import DeliveryWorker, RetryPolicy
+from .reconcile.hold import routing_for
 from .registry import sink_class, source_class
-from .routing import Routing
 from .server import build_app
 from .sinks import Sink
 from .sources import CallbackSource, PollingSource, SourceContext
@@ -45,7 +45,8 @@ class Runtime:
     def __init__(self, config: Config, *, store: Store | None = None) -> None:
         self.config = config
         self.store = store or Store.open(config.database)
-        self.routing = Routing(config.routes)
+        # Routing(config.routes), holding large callbacks when reconciliation.hold_above is set
+        self.routing = routing_for(config)
         # Every callback source shares one committer: concurrent callbacks, one fsync.
         self.committer = GroupCommitter(
             self.store,

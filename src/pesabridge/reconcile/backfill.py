@@ -24,17 +24,26 @@ from ..store.schema import deliveries, transactions
 _CHUNK = 2000
 
 
-def backfill(conn: Connection, ids: Sequence[int], route: Router | None, now: datetime) -> int:
-    """Mark ``ids`` backfilled and add their missing outbox rows; returns rows added."""
+def backfill(
+    conn: Connection,
+    ids: Sequence[int],
+    route: Router | None,
+    now: datetime,
+    *,
+    mark: bool = True,
+) -> int:
+    """Mark ``ids`` backfilled (unless not ``mark``: a held callback being released) and
+    add their missing outbox rows; returns rows added."""
     t, d = transactions.c, deliveries.c
     added = 0
     for begin in range(0, len(ids), _CHUNK):
         chunk = list(ids[begin : begin + _CHUNK])
-        conn.execute(
-            update(transactions)
-            .where(t.id.in_(chunk), t.origin == "file")
-            .values(origin="backfill")
-        )
+        if mark:
+            conn.execute(
+                update(transactions)
+                .where(t.id.in_(chunk), t.origin == "file")
+                .values(origin="backfill")
+            )
         if route is None:
             continue
         wanted = []

@@ -19,6 +19,7 @@ from .records import (
     BACKFILLED,
     DISCREPANCY,
     DUPLICATE_CALLBACK,
+    HELD,
     MATCHED,
     ORPHAN,
     REPAIRED,
@@ -58,6 +59,7 @@ def statement_and_callbacks(
     exact = 0
     tally = out.tally
     receives = scope.receives_callbacks
+    hold = scope.hold_minor
     # the hot loop: a million rows, so the tally is updated inline
     for (
         txn_id,
@@ -74,6 +76,8 @@ def statement_and_callbacks(
         if files and callbacks:
             outcome = MATCHED
             exact += 1
+            if hold is not None and amount >= hold and entry in expected_by_callback:
+                out.release.append(txn_id)  # routed unless it has its outbox rows
         elif files:
             if receives and entry in expected_by_callback and status == "completed":
                 lost.append(Kept(txn_id, receipt, entry, amount, currency, moment(when), 0))
@@ -82,6 +86,8 @@ def statement_and_callbacks(
                 outcome = STATEMENT_ONLY
         elif callbacks:
             at = moment(when)
+            if hold is not None and amount >= hold and entry in expected_by_callback:
+                out.count(day, HELD, amount)
             if is_covered(at):
                 unconfirmed.append(Kept(txn_id, receipt, entry, amount, currency, at, callbacks))
                 outcome = ""
@@ -116,6 +122,11 @@ def statement_and_callbacks(
                     f"{row.occurred_at.astimezone(scope.zone):%Y-%m-%d %H:%M:%S}, absent from "
                     f"the statement covering that time ({names}): forged, mis-routed or "
                     "reversed? Check with the provider before relying on it"
+                    + (
+                        "; held: not delivered until a statement confirms it"
+                        if hold is not None and row.amount_minor >= hold
+                        else ""
+                    )
                 ),
                 transaction_id=row.id,
                 receipt=row.receipt,

@@ -18,6 +18,9 @@ UNCONFIRMED = "unconfirmed"
 """Received by callback, absent from a statement that covers its time."""
 AWAITING_STATEMENT = "awaiting_statement"
 """Received by callback; no ingested statement covers its time yet."""
+HELD = "held"
+"""Received by callback, at least ``hold_above``, not confirmed by a statement yet: not
+delivered (counted in addition to awaiting_statement or unconfirmed)."""
 DUPLICATE_CALLBACK = "duplicate_callback"
 """Received by callback more than once (recorded once, delivered once)."""
 RULE_MATCH = "rule_match"
@@ -52,6 +55,7 @@ OUTCOMES = (
     STATEMENT_ONLY,
     BACKFILLED,
     AWAITING_STATEMENT,
+    HELD,
     DUPLICATE_CALLBACK,
     POSTED,
     UNDELIVERED,
@@ -175,6 +179,8 @@ class ReconciliationReport:
     """Warnings for the reader: unreadable back-office rows, no statement covering ..."""
     backfilled_deliveries: int = 0
     """Outbox rows this run added for backfilled transactions."""
+    released_deliveries: int = 0
+    """Outbox rows this run added for held callbacks a statement confirmed."""
 
     @property
     def open_exceptions(self) -> int:

@@ -36,6 +36,8 @@ class Scope:
     settings: AccountSettings
     rules: MatchRules
     receives_callbacks: bool
+    hold_minor: int | None = None
+    """Callbacks of at least this amount (minor units) wait for a statement."""
 
     def day(self, moment: datetime | None) -> date:
         """The local day of ``moment``, kept inside the period."""
@@ -60,6 +62,8 @@ class Result:
     tally: Tally = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     backfill: list[int] = field(default_factory=list)
+    release: list[int] = field(default_factory=list)
+    """Held callbacks a statement now confirms: to be routed."""
     matches: list[MatchCount] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checked: set[str] = field(default_factory=set)

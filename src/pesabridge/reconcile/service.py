@@ -118,6 +118,8 @@ def run_reconciliation(
     def minor(text: str) -> int:
         return to_minor(Decimal(text), currency)
 
+    threshold = rc.hold_threshold(settings)
+    hold = None if threshold is None else to_minor(threshold, currency)
     result = Result(notes=notes)
     with store.read() as conn:
         receives = settings.callbacks
@@ -125,7 +127,7 @@ def run_reconciliation(
             receives = sides.receives_callbacks(conn, provider, account)
         scope = Scope(
             provider, account, start, end, zone, start_utc, end_utc, currency,
-            settings, rc.rules, receives,
+            settings, rc.rules, receives, hold,
         )  # fmt: skip
         coverage = statement_files(conn, provider, account, start_utc, end_utc, minor)
         if not coverage:
@@ -157,6 +159,7 @@ def run_reconciliation(
                     now=now,
                 )
                 added = backfill(conn, result.backfill, route, now)
+                released = backfill(conn, result.release, route, now, mark=False)
                 if result.backfill and route is None:
                     notes.append(
                         f"{len(result.backfill)} backfilled transaction(s) kept their statement "
@@ -186,7 +189,12 @@ def run_reconciliation(
                     conn,
                     run_id,
                     open_exceptions=len(still_open),
-                    summary={"outcomes": totals, "backfilled_deliveries": added, "notes": notes},
+                    summary={
+                        "outcomes": totals,
+                        "backfilled_deliveries": added,
+                        "released_deliveries": released,
+                        "notes": notes,
+                    },
                     now=utcnow(),
                 )
                 days = [
@@ -221,6 +229,7 @@ def run_reconciliation(
         matches=result.matches,
         notes=notes,
         backfilled_deliveries=added,
+        released_deliveries=released,
     )
 
 

@@ -108,6 +108,9 @@ class AccountSettings(_Strict):
     """Callback sources whose routes a backfilled transaction takes; every callback
     source in the config when omitted."""
     callback_entries: list[str] = ["payment"]
+    hold_above: Decimal | None = Field(default=None, ge=0)
+    """Hold a callback of at least this amount until a statement confirms it; the
+    section's ``hold_above`` when omitted (see docs/reconciliation.md)."""
     """Entries a callback reports (a charge or a settlement never comes by callback, so
     its absence is not a lost callback)."""
     backoffice: BackofficeSettings | None = None
@@ -128,6 +131,9 @@ class ReconciliationConfig(_Strict):
     rules: MatchRules = MatchRules()
     backoffice: BackofficeSettings | None = None
     """For accounts without their own ``backoffice``."""
+    hold_above: Decimal | None = Field(default=None, ge=0)
+    """For accounts without their own ``hold_above``: callbacks of at least this amount
+    are delivered only once a statement confirms them (none held when omitted)."""
 
     @field_validator("timezone")
     @classmethod
@@ -140,6 +146,10 @@ class ReconciliationConfig(_Strict):
             if item.account == account and item.provider == provider:
                 return item
         return AccountSettings(account=account, provider=provider)
+
+    def hold_threshold(self, settings: AccountSettings) -> Decimal | None:
+        """The amount from which ``settings``' callbacks wait for a statement."""
+        return settings.hold_above if settings.hold_above is not None else self.hold_above
 
     def zone(self, settings: AccountSettings) -> ZoneInfo:
         """The zone that bounds ``settings``' days."""

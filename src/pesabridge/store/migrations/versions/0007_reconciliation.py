@@ -47,7 +47,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["run_id"], ["recon_runs.id"], name=op.f("fk_recon_days_run_id_recon_runs")
         ),
-        sa.PrimaryKeyConstraint("provider", "account", "day", "outcome", name=op.f("pk_recon_days")),
+        sa.PrimaryKeyConstraint(
+            "provider", "account", "day", "outcome", name=op.f("pk_recon_days")
+        ),
     )
     op.create_table(
         "recon_exceptions",
