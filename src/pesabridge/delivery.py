@@ -146,7 +146,7 @@ class DeliveryWorker:
                 done.put_nowait(await self._attempt(claimed))
 
         recorder = asyncio.create_task(self._recorder(done))
-        senders = [asyncio.create_task(sender()) for _ in range(self.batch)]
+        senders = [asyncio.create_task(sender()) for _ in range(self._sender_count())]
         try:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
@@ -188,6 +188,17 @@ class DeliveryWorker:
             done.put_nowait(None)
             await recorder
         log.info("worker stopped", worker=self.worker_id)
+
+    def _sender_count(self) -> int:
+        """``batch``, or fewer when the sinks say they take fewer requests at once: a
+        sender beyond that would only wait on its sink's limit."""
+        limits: list[int] = []
+        for sink in self.sinks.values():
+            limit = getattr(sink, "concurrency", None)
+            if not isinstance(limit, int):
+                return self.batch
+            limits.append(limit)
+        return max(1, min(self.batch, sum(limits))) if limits else self.batch
 
     async def _release(self, released: list[Claimed]) -> None:
         """Give back claimed deliveries that were never sent."""

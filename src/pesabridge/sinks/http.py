@@ -353,9 +353,14 @@ class HttpSink:
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._session
 
-    def encode(self, claimed: Claimed) -> bytes:
-        """The request body for one delivery."""
-        context = MessageContext(idempotency_key=claimed.idempotency_key, sink=self.name)
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at most (the worker sizes its senders by it)."""
+        return self.config.concurrency
+
+    def encode(self, claimed: Claimed, key: str | None = None) -> bytes:
+        """The request body for one delivery (``key``: its idempotency key, if known)."""
+        context = MessageContext(idempotency_key=key or claimed.idempotency_key, sink=self.name)
         body: bytes = self.encoder.encode(claimed.transaction, context)
         return body
 
@@ -368,20 +373,19 @@ class HttpSink:
 
     async def deliver(self, claimed: Claimed) -> Delivered:
         """Send one transaction; raise :class:`DeliveryError` on failure."""
+        key = claimed.idempotency_key  # a sha256: derived once per delivery
         try:
-            body = self.encode(claimed)
+            body = self.encode(claimed, key)
         except ValueError as exc:  # EncodeError: this transaction can never be encoded
             raise DeliveryError(f"cannot encode: {exc}", retryable=False) from None
         summary = self.summary(body)
         headers = dict(self._static)
-        headers["Idempotency-Key"] = claimed.idempotency_key
+        headers["Idempotency-Key"] = key
         if self._keys:
             timestamp = int(time.time())
-            headers["webhook-id"] = claimed.idempotency_key
+            headers["webhook-id"] = key
             headers["webhook-timestamp"] = str(timestamp)
-            headers["webhook-signature"] = webhook_signature(
-                self._keys, claimed.idempotency_key, timestamp, body
-            )
+            headers["webhook-signature"] = webhook_signature(self._keys, key, timestamp, body)
         async with self._limit:
             if self._bucket is not None:
                 await self._bucket.acquire()
