@@ -207,6 +207,10 @@ class GroupCommitter:
             if self._fsync is None:
                 self._fsync = ThreadPoolExecutor(1, thread_name_prefix="pesabridge-fsync")
             await loop.run_in_executor(self._fsync, transaction.commit)
+        except asyncio.CancelledError:
+            # The loop is shutting down. A COMMIT already handed to the fsync thread
+            # finishes there (close() waits for it); nobody is left to answer.
+            raise
         except FATAL as exc:
             log.info("inline group commit handed to the thread", error=str(exc))
             self._release(self._inline_conns.pop(loop, None))
@@ -218,8 +222,6 @@ class GroupCommitter:
             for item in batch:
                 item.outcome = (False, exc)
             settle(batch)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             return
         self._count(batch)
         settle(batch)
