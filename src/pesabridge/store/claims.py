@@ -146,23 +146,15 @@ def claim(
         # SQLite would sort every pending row and test each for a held reversal. Two
         # index walks, merged here, instead. The write lock (BEGIN IMMEDIATE) is held,
         # so nothing changes between these reads and the update.
-        rows = [
-            *prepared(conn, f"claim.pending.{count}", lambda: _due_select("pending", count))
-            .run(conn, params)
-            .fetchall(),
-            *prepared(conn, f"claim.lapsed.{count}", lambda: _due_select("lapsed", count))
-            .run(conn, params)
-            .fetchall(),
-        ]
+        pending = prepared(conn, f"claim.pending.{count}", lambda: _due_select("pending", count))
+        lapsed = prepared(conn, f"claim.lapsed.{count}", lambda: _due_select("lapsed", count))
+        rows = [*pending.rows(conn, params), *lapsed.rows(conn, params)]
         rows.sort(key=lambda r: (r[1], r[0]))
         del rows[limit:]
     else:
         # The rows stay locked (FOR UPDATE) until this transaction commits.
-        rows = (
-            prepared(conn, f"claim.due.{count}", lambda: _due_select("due", count))
-            .run(conn, params)
-            .fetchall()
-        )
+        due = prepared(conn, f"claim.due.{count}", lambda: _due_select("due", count))
+        rows = due.rows(conn, params)
     if not rows:
         return []
     mark = prepared(conn, "claim.mark", _mark)
@@ -294,7 +286,7 @@ def finish_many(
     current: dict[int, Any] = {}
     select_current = prepared(conn, "finish.current", _current)
     for chunk in _chunks([claimed.delivery_id for claimed, _r, _n in finished]):
-        for row in select_current.run(conn, _id_params(chunk)).fetchall():
+        for row in select_current.rows(conn, _id_params(chunk)):
             current[row[0]] = row
     kept: list[bool] = []
     delivered: list[dict[str, Any]] = []

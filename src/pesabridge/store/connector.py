@@ -196,11 +196,14 @@ class Prepared:
     """A Core statement compiled once for one dialect and run with the driver.
 
     For the worker's hot path (claims and outcomes, thousands a second): SQLAlchemy
-    spends more time per execution (cache key, parameter and result processing) than
-    SQLite spends running these statements. The SQL text is still SQLAlchemy's, so it is
-    as portable as the statement; what the caller gives up is type processing, so values
-    must be in the driver's form (:func:`bind_time`, :func:`read_time`). Statements must
-    not use expanding (``IN``-list) parameters: give each list item its own parameter.
+    spends more time per execution (cache key, execution context, parameter and result
+    processing) than SQLite spends running these statements. The SQL text is still
+    SQLAlchemy's, so it is as portable as the statement; it runs on a cursor of the
+    connection's own DBAPI connection, inside the caller's transaction. What the caller
+    gives up is type processing, so values must be in the driver's form
+    (:func:`bind_time`, :func:`read_time`), and errors arrive as the driver's exceptions.
+    Statements must not use expanding (``IN``-list) parameters: give each list item its
+    own parameter.
     """
 
     def __init__(self, statement: Any, dialect: Any) -> None:
@@ -219,14 +222,33 @@ class Prepared:
         defaults = self.defaults
         return tuple(params[n] if n in params else defaults[n] for n in self.positional)
 
-    def run(self, conn: Connection, params: dict[str, Any]) -> Any:
-        """Execute once; the driver's cursor result (``fetchall``, ``rowcount``)."""
-        return conn.exec_driver_sql(self.sql, self.bind(params))
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        """Execute once; the rows it returns."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, self.bind(params))
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> int:
+        """Execute once; how many rows it changed."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, self.bind(params))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def run_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Execute once per parameter set, with the driver's executemany."""
-        if rows:
-            conn.exec_driver_sql(self.sql, [self.bind(row) for row in rows])
+        if not rows:
+            return
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(self.sql, [self.bind(row) for row in rows])
+        finally:
+            cursor.close()
 
 
 _prepared: dict[tuple[str, str], Prepared] = {}
