@@ -162,7 +162,7 @@ def test_ingest_reconciles_the_days_of_the_statement(
     with store.read() as conn:
         (run,) = conn.execute(select(recon_runs)).all()
     assert (run.trigger, run.account, run.period_start, run.period_end) == (
-        "auto",
+        "ingest",
         ACCOUNT,
         DAY,
         DAY,

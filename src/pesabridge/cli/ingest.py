@@ -111,12 +111,10 @@ def ingest(
 def _reconcile(store: Store, file_id: int, path: Path, config: Config | None) -> None:
     """Reconcile the days the statement covers (``reconciliation.auto``); a failure is
     reported and does not change the ingest's outcome."""
-    from ..logs import configure_logging
     from ..reconcile import ReconcileError, reconcile_after_ingest
 
-    configure_logging("WARNING")  # the summary below says what happened, on stdout
     try:
-        report = reconcile_after_ingest(store, file_id, config, path)
+        report = reconcile_after_ingest(store, file_id, config, path, trigger="ingest")
     except ReconcileError as exc:
         errors.print(f"reconciliation after ingest: {exc}", highlight=False)
         return

@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..logs import configure_logging
 from ..reconcile import (
     ReconcileError,
     list_exceptions,
@@ -75,7 +74,6 @@ def reconcile(
     """Reconcile an account over days: exit 0 when clean, 1 while exceptions remain."""
     if ctx.invoked_subcommand is not None:
         return
-    configure_logging("WARNING")  # stdout carries the report (CSV, HTML): logs to stderr
     if account is None or start is None:
         errors.print("give --account and --from (and --to for more than one day)")
         raise typer.Exit(2)

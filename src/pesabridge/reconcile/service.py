@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("pesabridge.reconcile")
 
 
+_QUIET = ("cli", "ingest")
+"""Triggers whose command prints the outcome itself: no log line (an unconfigured
+logger writes to stdout, where the report goes)."""
+
+
 class ReconcileError(Exception):
     """A reconciliation that cannot run (unreadable statement or back-office record,
     an ambiguous sink); the message says what and where."""
@@ -207,15 +212,16 @@ def run_reconciliation(
             if attempt == 2:
                 raise
             time.sleep(0.1 * (attempt + 1))
-    log.info(
-        "reconciled",
-        account=account,
-        start=str(start),
-        end=str(end),
-        open=len(still_open),
-        backfilled=len(result.backfill),
-        deliveries_added=added,
-    )
+    if trigger not in _QUIET:
+        log.info(
+            "reconciled",
+            account=account,
+            start=str(start),
+            end=str(end),
+            open=len(still_open),
+            backfilled=len(result.backfill),
+            deliveries_added=added,
+        )
     return ReconciliationReport(
         run_id=run_id,
         provider=provider,
@@ -300,6 +306,8 @@ def reconcile_after_ingest(
     file_id: int,
     config: Config | ReconciliationConfig | None,
     path: Path | None = None,
+    *,
+    trigger: str = "auto",
 ) -> ReconciliationReport | None:
     """Reconcile the days an ingested statement covers (``reconciliation.auto``);
     ``path`` is the file itself, when still at hand."""
@@ -334,7 +342,7 @@ def reconcile_after_ingest(
         last,
         config=config,
         provider=provider,
-        trigger="auto",
+        trigger=trigger,
         statements={file_id: path} if path is not None else None,
     )
 
@@ -387,7 +395,7 @@ def resolve_exception(store: Store, exception_id: int, *, user: str, comment: st
         persist.resolve(
             conn, exception_id, user=user.strip(), comment=comment.strip(), now=utcnow()
         )
-    log.info("exception resolved", exception=exception_id, user=user)
+    log.info("reconciliation exception resolved", exception_id=exception_id, user=user)
 
 
 def exceptions_for_transaction(store: Store, transaction_id: int) -> list[ReconException]:

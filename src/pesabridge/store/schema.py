@@ -360,7 +360,7 @@ recon_runs = Table(
     Column("account", String(64), nullable=False),
     Column("period_start", Date, nullable=False),  # first day, inclusive
     Column("period_end", Date, nullable=False),  # last day, inclusive
-    Column("trigger", String(16), nullable=False),  # cli | auto | api
+    Column("trigger", String(16), nullable=False),  # cli | ingest | auto | api
     Column("statement", Text),  # the statement file given, if any
     Column("backoffice", Text),  # the back-office record given, if any
     Column("open_exceptions", Integer, nullable=False, default=0),
