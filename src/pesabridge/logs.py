@@ -12,6 +12,12 @@ import sys
 import structlog
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    # sys.stderr as it is when the event is logged, not when logging was configured: a
+    # command run in-process (a test's CliRunner) swaps it and closes its own afterwards.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     """Route structlog and the standard library's logging to stderr."""
     if json is None:
@@ -28,6 +34,6 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
