@@ -66,6 +66,8 @@ class Iso8583Sink:
         self.reversal_done = config.reversal_codes()
         self.request_mti = self.spec.mti["request"]
         self.messages = MessageBuilder(self.encoder, self.name)
+        self.concurrency = config.max_in_flight
+        """Deliveries this sink takes at once (the worker sizes its senders by it)."""
         self.store = store
         self.pool: Iso8583Pool | None = None
         self._limit: asyncio.Semaphore | None = None
