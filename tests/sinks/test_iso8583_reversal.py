@@ -31,11 +31,14 @@ async def test_an_unanswered_advice_is_repeated_with_the_same_stan_and_rrn(store
     assert financial(host, "SISOADV001") == ["0220", "0221", "0221"]
     assert len(set(stans(host, "SISOADV001"))) == 1
     assert net(host) == {"SISOADV001": 1}
-    attempts = store.delivery(view.id).attempts  # type: ignore[union-attr]
-    worker_attempts = [a for a in attempts if a.number > 0]
-    assert [a.outcome for a in worker_attempts] == ["retry", "delivered"]
-    assert worker_attempts[0].unknown_outcome
-    assert "repeated as 0221" in (worker_attempts[0].error or "")
+    detail = store.delivery(view.id)
+    assert detail is not None
+    # the journal is not an attempt: the history is exactly the worker's two tries
+    assert [(a.number, a.outcome) for a in detail.attempts] == [(1, "retry"), (2, "delivered")]
+    assert detail.attempts[0].unknown_outcome
+    assert "repeated as 0221" in (detail.attempts[0].error or "")
+    assert detail.exchange is not None
+    assert (detail.exchange.phase, detail.exchange.exchange.code) == ("posted", "00")
 
 
 async def test_an_unanswered_request_is_reversed_before_it_goes_again(store: Store) -> None:
@@ -174,11 +177,11 @@ async def test_a_worker_holding_a_lapsed_lease_cannot_overwrite_the_journal(stor
     (view,) = store.deliveries()
     first = exchanges.Exchange("sent", "0200", 1, "SISOCAS001", "2026-11-28T08:00:00+00:00")
     with store.write() as conn:
-        text = exchanges.save(conn, view.id, first, None)
-        assert text is not None
-        assert exchanges.save(conn, view.id, first.but(phase="reversing"), text) is not None
+        version = exchanges.save(conn, view.id, first, None)
+        assert version is not None
+        assert exchanges.save(conn, view.id, first.but(phase="reversing"), version) is not None
         # a second writer that read the first version loses
-        assert exchanges.save(conn, view.id, first.but(phase="posted"), text) is None
+        assert exchanges.save(conn, view.id, first.but(phase="posted"), version) is None
         assert exchanges.save(conn, view.id, first, None) is None  # and cannot start anew
     with store.read() as conn:
         found, _ = exchanges.load(conn, view.id)
@@ -186,6 +189,8 @@ async def test_a_worker_holding_a_lapsed_lease_cannot_overwrite_the_journal(stor
     assert found.phase == "reversing"
     detail = store.delivery(view.id)
     assert detail is not None
-    (journal,) = detail.attempts
-    assert (journal.number, journal.outcome, journal.unknown_outcome) == (0, "reversing", True)
-    assert "0200 STAN 000001 RRN SISOCAS001" in (journal.request_summary or "")
+    assert detail.attempts == []  # the journal is no attempt
+    journal = detail.exchange
+    assert journal is not None
+    assert (journal.sink, journal.phase, journal.unresolved) == ("core", "reversing", True)
+    assert "0200 STAN 000001 RRN SISOCAS001" in journal.describe()

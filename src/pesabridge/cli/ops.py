@@ -162,6 +162,14 @@ def show(
         console.print(f"back-office document: {v.document_id}", highlight=False)
     if v.delivered_at:
         console.print(f"delivered at: {_when(v.delivered_at)}")
+    if detail.exchange is not None:
+        # The ISO 8583 sink's journal: not an attempt, where the exchange with the host stands.
+        x = detail.exchange
+        flag = "  [yellow]outcome unknown[/]" if x.unresolved else ""
+        console.print(
+            f"ISO 8583 exchange: {x.phase} (updated {_when(x.updated_at)}){flag}", highlight=False
+        )
+        console.print(f"  on the wire: {x.describe()}", highlight=False)
     for a in detail.attempts:
         flag = "  [yellow]outcome unknown[/]" if a.unknown_outcome else ""
         code = f" HTTP {a.status_code}" if a.status_code else ""

@@ -5,31 +5,32 @@ before it is sent again — even when the process that sent it died. The sink th
 writes what it is about to send (message type, STAN, RRN, transmission time, phase)
 *before* sending it, and every worker that later claims the delivery reads it first.
 
-The journal is one row per delivery in ``attempts`` with ``number`` 0 (real attempts are
-numbered from 1), so ``pesabridge deliveries show`` lists it with the attempts: its
-outcome column is the phase, its request summary says what is on the wire. The state
-itself is JSON in ``response``, and every change is a compare-and-set on that text, so
-two workers holding the same delivery (a lease that lapsed) cannot both act on it.
+The journal is one row per delivery in its own table, ``sink_exchanges`` (never in
+``attempts``: it is not an attempt, and the attempt history, the dashboard's timeline
+and its failure counts stay about attempts). The state itself is JSON in ``state``;
+phase, MTI, STAN and RRN are copied into columns for people and SQL. Every change is a
+compare-and-set on ``version``, so two workers holding the same delivery (a lease that
+lapsed) cannot both act on it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
-from .schema import attempts, deliveries, transactions
-from .store import utcnow
-
-JOURNAL_NUMBER = 0
-JOURNAL_WORKER = "iso8583 exchange"
+from .connector import insert_ignore
+from .schema import deliveries, sink_exchanges, transactions
 
 Phase = Literal["sent", "unsent", "posted", "refused", "reversing", "reversed"]
 UNRESOLVED: frozenset[str] = frozenset({"sent", "reversing"})
 """Phases in which the host may hold something the sink has no answer for."""
+
+Version = int
+"""The journal's version as read: :func:`save` changes it only if it is still this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,74 +72,98 @@ class Exchange:
         return text
 
 
-def _row(conn: Connection, delivery_id: int) -> tuple[int, str] | None:
-    a = attempts.c
-    row = conn.execute(
-        select(a.id, a.response)
-        .where(a.delivery_id == delivery_id, a.number == JOURNAL_NUMBER)
-        .order_by(a.id)
-        .limit(1)
-    ).first()
-    return None if row is None else (int(row.id), str(row.response))
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """A delivery's journal as people see it (``pesabridge deliveries show``, dashboard)."""
+
+    sink: str
+    exchange: Exchange
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def phase(self) -> str:
+        return self.exchange.phase
+
+    @property
+    def unresolved(self) -> bool:
+        """A message is on the wire unanswered: the host may have booked it."""
+        return self.exchange.phase in UNRESOLVED
+
+    def describe(self) -> str:
+        return self.exchange.describe()
 
 
-def load(conn: Connection, delivery_id: int) -> tuple[Exchange | None, str | None]:
-    """The journal of a delivery and its text (for :func:`save`), or (None, None)."""
-    found = _row(conn, delivery_id)
-    if found is None:
+def _now() -> datetime:
+    # Not store.utcnow: the read models import this module, and store imports them.
+    return datetime.now(UTC)
+
+
+def load(conn: Connection, delivery_id: int) -> tuple[Exchange | None, Version | None]:
+    """The journal of a delivery and its version (for :func:`save`), or (None, None)."""
+    j = sink_exchanges.c
+    row = conn.execute(select(j.state, j.version).where(j.delivery_id == delivery_id)).first()
+    if row is None:
         return None, None
-    text = found[1]
-    return Exchange(**json.loads(text)), text
+    return Exchange(**json.loads(row.state)), int(row.version)
+
+
+def journal_of(conn: Connection, delivery_id: int) -> Journal | None:
+    """The journal of a delivery with its sink and times, for people."""
+    j = sink_exchanges.c
+    row = conn.execute(
+        select(j.sink, j.state, j.created_at, j.updated_at).where(j.delivery_id == delivery_id)
+    ).first()
+    if row is None:
+        return None
+    return Journal(row.sink, Exchange(**json.loads(row.state)), row.created_at, row.updated_at)
 
 
 def save(
-    conn: Connection, delivery_id: int, exchange: Exchange, previous: str | None
-) -> str | None:
-    """Record ``exchange`` if the journal still reads ``previous`` (None: no journal yet).
+    conn: Connection, delivery_id: int, exchange: Exchange, previous: Version | None
+) -> Version | None:
+    """Record ``exchange`` if the journal is still at version ``previous`` (None: no
+    journal yet).
 
-    Returns the new text, or None when another worker changed it meanwhile (the caller
-    must then not send anything).
+    Returns the new version, or None when another worker changed it meanwhile (the
+    caller must then not send anything).
     """
-    text = json.dumps(asdict(exchange), sort_keys=True)
-    now = utcnow()
+    now = _now()
     values = {
-        "finished_at": now,
-        "outcome": exchange.phase,
-        "status_code": int(exchange.code) if exchange.code and exchange.code.isdigit() else None,
-        "response": text,
-        "unknown_outcome": exchange.phase in UNRESOLVED,
-        "request_summary": exchange.describe(),
+        "phase": exchange.phase,
+        "mti": exchange.mti,
+        "stan": exchange.stan,
+        "rrn": exchange.rrn,
+        "state": json.dumps(asdict(exchange), sort_keys=True),
+        "updated_at": now,
     }
-    a = attempts.c
+    j = sink_exchanges.c
     if previous is None:
-        conn.execute(
-            insert(attempts).values(
+        # Two workers starting the same delivery's first exchange at once: the primary
+        # key lets one row in; the other inserts nothing and is told so (PostgreSQL
+        # makes it wait for the first to commit, so it never sends alongside it).
+        sink = select(deliveries.c.sink).where(deliveries.c.id == delivery_id)
+        inserted = conn.execute(
+            insert_ignore(conn.dialect.name, sink_exchanges)
+            .values(
                 delivery_id=delivery_id,
-                number=JOURNAL_NUMBER,
-                worker=JOURNAL_WORKER,
-                started_at=now,
+                sink=sink.scalar_subquery(),
+                version=1,
+                created_at=now,
                 **values,
             )
-        )
-        first = _row(conn, delivery_id)
-        if first is None or first[1] != text:
-            # Another worker wrote the first journal row at the same moment: its row
-            # (the lowest id) wins; ours goes.
-            conn.execute(
-                delete(attempts).where(
-                    a.delivery_id == delivery_id,
-                    a.number == JOURNAL_NUMBER,
-                    a.id != (first[0] if first else -1),
-                )
-            )
-            return None
-        return text
-    result = conn.execute(
-        update(attempts)
-        .where(a.delivery_id == delivery_id, a.number == JOURNAL_NUMBER, a.response == previous)
-        .values(**values)
-    )
-    return text if result.rowcount == 1 else None
+            # RETURNING, not rowcount: the driver may report -1 for an INSERT that was
+            # ignored or not.
+            .returning(j.version)
+        ).scalar()
+        return None if inserted is None else int(inserted)
+    updated = conn.execute(
+        update(sink_exchanges)
+        .where(j.delivery_id == delivery_id, j.version == previous)
+        .values(version=j.version + 1, **values)
+        .returning(j.version)
+    ).scalar()
+    return None if updated is None else int(updated)
 
 
 def original_of(
@@ -146,11 +171,11 @@ def original_of(
 ) -> Exchange | None:
     """The journal of the delivery to ``sink`` of the transaction a reversal undoes (the
     non-reversal entry with that receipt), for the reversal's original data elements."""
-    d, t, a = deliveries.c, transactions.c, attempts.c
+    d, t, j = deliveries.c, transactions.c, sink_exchanges.c
     row = conn.execute(
-        select(a.response)
+        select(j.state)
         .select_from(
-            attempts.join(deliveries, d.id == a.delivery_id).join(
+            sink_exchanges.join(deliveries, d.id == j.delivery_id).join(
                 transactions, t.id == d.transaction_id
             )
         )
@@ -161,19 +186,14 @@ def original_of(
                 t.account == account,
                 t.receipt == receipt,
                 t.entry != "reversal",
-                a.number == JOURNAL_NUMBER,
             )
         )
-        .order_by(a.id)
+        .order_by(j.delivery_id)
         .limit(1)
     ).first()
-    return None if row is None else Exchange(**json.loads(row.response))
+    return None if row is None else Exchange(**json.loads(row.state))
 
 
 def count(conn: Connection) -> int:
     """How many deliveries have a journal (for tests and status)."""
-    return int(
-        conn.execute(
-            select(func.count()).select_from(attempts).where(attempts.c.number == JOURNAL_NUMBER)
-        ).scalar_one()
-    )
+    return int(conn.execute(select(func.count()).select_from(sink_exchanges)).scalar_one())

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ..model import Transaction
+from .exchanges import Journal, journal_of
 from .outbox import held_reversal
 from .rows import idempotency_key, row_transaction
 from .schema import (
@@ -72,6 +73,8 @@ class DeliveryDetail:
     """A reversal waiting for its original's delivery to this sink."""
     lease_owner: str | None
     lease_expires_at: datetime | None
+    exchange: Journal | None = None
+    """Where it stands with an ISO 8583 host (the sink's journal), if that sink kept one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,7 @@ def delivery_detail(conn: Connection, delivery_id: int) -> DeliveryDetail | None
         held=bool(row["held"]) and row[d.state] == "pending",
         lease_owner=row[d.lease_owner],
         lease_expires_at=row[d.lease_expires_at],
+        exchange=journal_of(conn, delivery_id),
     )
 
 

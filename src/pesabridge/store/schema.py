@@ -281,6 +281,25 @@ stan_counters = Table(
     Column("last", Integer, nullable=False),
 )
 
+sink_exchanges = Table(
+    # The ISO 8583 sink's crash journal (pesabridge.store.exchanges; migration 0010): what
+    # was put on the wire for a delivery, written before it is sent. ``state`` is the whole
+    # exchange as JSON; phase, MTI, STAN and RRN are copies for people and SQL. Every
+    # change is a compare-and-set on ``version``.
+    "sink_exchanges",
+    metadata,
+    Column("delivery_id", Id, ForeignKey("deliveries.id"), primary_key=True),
+    Column("sink", String(100), nullable=False),
+    Column("phase", String(16), nullable=False),  # sent | unsent | posted | refused | ...
+    Column("mti", String(4), nullable=False),
+    Column("stan", Integer, nullable=False),
+    Column("rrn", String(64), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # -- dashboard (migration 0008) -----------------------------------------------------------
 
 users = Table(

@@ -31,7 +31,7 @@ from ...model import Entry, Transaction
 from ...store import Claimed, Store, utcnow
 from ...store import exchanges as journal
 from ...store import stan as stans
-from ...store.exchanges import Exchange, Phase
+from ...store.exchanges import Exchange, Phase, Version
 from ..base import Delivered
 from .builder import MessageBuilder
 from .config import Iso8583SinkConfig
@@ -97,24 +97,24 @@ class Iso8583Sink:
             return stans.allocate(conn, self.name, self._day())[0]
 
     def _begin(
-        self, delivery_id: int, make: Callable[[int], Exchange], previous: str | None
-    ) -> tuple[Exchange, str]:
+        self, delivery_id: int, make: Callable[[int], Exchange], previous: Version | None
+    ) -> tuple[Exchange, Version]:
         """Allocate a STAN and journal what will be sent with it, in one transaction."""
         with self._store().write() as conn:
             exchange = make(stans.allocate(conn, self.name, self._day())[0])
-            text = journal.save(conn, delivery_id, exchange, previous)
-            if text is None:
+            version = journal.save(conn, delivery_id, exchange, previous)
+            if version is None:
                 raise JournalConflict()
-        return exchange, text
+        return exchange, version
 
-    def _save(self, delivery_id: int, exchange: Exchange, previous: str) -> str:
+    def _save(self, delivery_id: int, exchange: Exchange, previous: Version) -> Version:
         with self._store().write() as conn:
-            text = journal.save(conn, delivery_id, exchange, previous)
-        if text is None:
+            version = journal.save(conn, delivery_id, exchange, previous)
+        if version is None:
             raise JournalConflict()
-        return text
+        return version
 
-    def _load(self, delivery_id: int) -> tuple[Exchange | None, str | None]:
+    def _load(self, delivery_id: int) -> tuple[Exchange | None, Version | None]:
         with self._store().read() as conn:
             return journal.load(conn, delivery_id)
 
@@ -167,11 +167,11 @@ class Iso8583Sink:
         """Post one transaction (see the module docstring); raise :class:`DeliveryError`."""
         if self._limit is None:
             self._limit = asyncio.Semaphore(self.config.max_in_flight)
-        exchange, text = await self._db(self._load, claimed.delivery_id)
+        exchange, version = await self._db(self._load, claimed.delivery_id)
         summary = exchange.describe() if exchange else None
         async with self._limit:
             try:
-                return await self._deliver(claimed, exchange, text)
+                return await self._deliver(claimed, exchange, version)
             except JournalConflict:
                 raise DeliveryError(
                     "another worker changed this delivery's ISO 8583 exchange meanwhile; "
@@ -185,9 +185,9 @@ class Iso8583Sink:
                 ) from None
 
     async def _deliver(
-        self, claimed: Claimed, exchange: Exchange | None, text: str | None
+        self, claimed: Claimed, exchange: Exchange | None, version: Version | None
     ) -> Delivered:
-        if exchange is not None and text is not None:
+        if exchange is not None and version is not None:
             if exchange.phase == "posted":
                 return Delivered(
                     status_code=_int(exchange.code),
@@ -198,18 +198,20 @@ class Iso8583Sink:
             if exchange.phase == "reversing" or (
                 exchange.phase == "sent" and exchange.mti == self.request_mti
             ):
-                exchange, text = await self._reverse(claimed, exchange, text, "an earlier attempt")
+                exchange, version = await self._reverse(
+                    claimed, exchange, version, "an earlier attempt"
+                )
             elif exchange.phase == "sent":
-                return await self._repeat(claimed, exchange, text, self.config.repeats + 1)
+                return await self._repeat(claimed, exchange, version, self.config.repeats + 1)
         try:
             # Connect first: nothing is journaled for a host that is down.
             await self._pool().acquire()
         except NotSent as exc:
             raise DeliveryError(str(exc), retryable=True) from None
-        return await self._send_new(claimed, exchange, text)
+        return await self._send_new(claimed, exchange, version)
 
     async def _send_new(
-        self, claimed: Claimed, previous: Exchange | None, text: str | None
+        self, claimed: Claimed, previous: Exchange | None, version: Version | None
     ) -> Delivered:
         txn = claimed.transaction
         now = utcnow()
@@ -227,7 +229,7 @@ class Iso8583Sink:
                 reversals=previous.reversals if previous else 0,
             )
 
-        exchange, sent = await self._db(self._begin, claimed.delivery_id, make, text)
+        exchange, sent = await self._db(self._begin, claimed.delivery_id, make, version)
         fields = built["fields"]
         try:
             answer = await self._send(fields)
@@ -249,7 +251,7 @@ class Iso8583Sink:
         return await self._answered(claimed, exchange, sent, answer)
 
     async def _repeat(
-        self, claimed: Claimed, exchange: Exchange, text: str, times: int, why: str = ""
+        self, claimed: Claimed, exchange: Exchange, version: Version, times: int, why: str = ""
     ) -> Delivered:
         """Repeat an unanswered advice (0221, same STAN and RRN) up to ``times`` times."""
         txn = claimed.transaction
@@ -262,8 +264,8 @@ class Iso8583Sink:
                 problem = str(exc)
                 exchange = exchange.but(repeats=exchange.repeats + 1)
                 continue
-            return await self._answered(claimed, exchange, text, answer)
-        await self._db(self._save, claimed.delivery_id, exchange, text)
+            return await self._answered(claimed, exchange, version, answer)
+        await self._db(self._save, claimed.delivery_id, exchange, version)
         raise DeliveryError(
             f"{problem}; {exchange.mti} STAN {exchange.stan:06} repeated as {fields['t']} "
             f"{exchange.repeats} times so far, again at the next attempt",
@@ -273,8 +275,8 @@ class Iso8583Sink:
         )
 
     async def _reverse(
-        self, claimed: Claimed, exchange: Exchange, text: str, why: str
-    ) -> tuple[Exchange, str]:
+        self, claimed: Claimed, exchange: Exchange, version: Version, why: str
+    ) -> tuple[Exchange, Version]:
         """Reverse an unanswered request until the host confirms; returns the journal
         after the reversal, or raises :class:`DeliveryError` (the journal says what is
         still to do)."""
@@ -283,7 +285,7 @@ class Iso8583Sink:
         first = exchange.phase != "reversing"
         if first:
             now = utcnow()
-            exchange, text = await self._db(
+            exchange, version = await self._db(
                 self._begin,
                 claimed.delivery_id,
                 lambda stan: exchange.but(
@@ -292,7 +294,7 @@ class Iso8583Sink:
                     reversal_sent_at=now.isoformat(),
                     repeats=0,
                 ),
-                text,
+                version,
             )
             log.warning(
                 "reversing a request whose outcome is unknown",
@@ -317,9 +319,11 @@ class Iso8583Sink:
                 reversed_ = exchange.but(
                     phase="reversed", reversals=exchange.reversals + 1, code=code
                 )
-                return reversed_, await self._db(self._save, claimed.delivery_id, reversed_, text)
+                return reversed_, await self._db(
+                    self._save, claimed.delivery_id, reversed_, version
+                )
             exchange = exchange.but(code=code)
-            await self._db(self._save, claimed.delivery_id, exchange, text)
+            await self._db(self._save, claimed.delivery_id, exchange, version)
             retry = self.codes.get(code) == "retry"
             raise DeliveryError(
                 f"the host answered {code} to the reversal (STAN {exchange.reversal_stan:06}) "
@@ -335,7 +339,7 @@ class Iso8583Sink:
                 status=_int(code),
                 request_summary=exchange.describe(),
             )
-        await self._db(self._save, claimed.delivery_id, exchange, text)
+        await self._db(self._save, claimed.delivery_id, exchange, version)
         raise DeliveryError(
             f"{problem}; reversal {reversal_mti} STAN {exchange.reversal_stan:06} of "
             f"{exchange.mti} STAN {exchange.stan:06} unanswered, repeated as "
@@ -346,7 +350,7 @@ class Iso8583Sink:
         )
 
     async def _answered(
-        self, claimed: Claimed, exchange: Exchange, text: str, answer: dict[str, Any]
+        self, claimed: Claimed, exchange: Exchange, version: Version, answer: dict[str, Any]
     ) -> Delivered:
         code = str(answer.get("39", ""))
         action = self.codes.get(code, "dead")
@@ -362,7 +366,7 @@ class Iso8583Sink:
         if action in ("approved", "duplicate"):
             posted = exchange.but(phase="posted", code=code)
             try:
-                await self._db(self._save, claimed.delivery_id, posted, text)
+                await self._db(self._save, claimed.delivery_id, posted, version)
             except JournalConflict:
                 log.warning(
                     "journal changed under an approved posting", delivery=claimed.delivery_id
@@ -381,7 +385,9 @@ class Iso8583Sink:
         # host recognises a repeat of what it has.
         repeat = action == "retry" and exchange.mti != self.request_mti
         phase: Phase = "sent" if repeat else "refused"
-        await self._db(self._save, claimed.delivery_id, exchange.but(phase=phase, code=code), text)
+        await self._db(
+            self._save, claimed.delivery_id, exchange.but(phase=phase, code=code), version
+        )
         known = code in self.codes
         raise DeliveryError(
             f"the host answered {code} to {exchange.mti} STAN {exchange.stan:06}"
