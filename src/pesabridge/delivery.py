@@ -143,7 +143,12 @@ class DeliveryWorker:
                 if loop.time() > expires - margin:
                     released.append(claimed)
                     continue
-                done.put_nowait(await self._attempt(claimed))
+                try:
+                    done.put_nowait(await self._attempt(claimed))
+                except Exception:
+                    # Not the sink (``_attempt`` records its failures): keep this sender;
+                    # the delivery's lease lapses and it is tried again.
+                    log.exception("delivery attempt failed", delivery=claimed.delivery_id)
 
         recorder = asyncio.create_task(self._recorder(done))
         senders = [asyncio.create_task(sender()) for _ in range(self._sender_count())]
