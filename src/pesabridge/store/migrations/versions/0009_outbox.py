@@ -1,4 +1,5 @@
-"""Outbox changes for throughput (filled in by the delivery/ingest throughput work).
+"""Intentionally empty: reserved for outbox throughput changes that turned out to need no
+schema change. Kept so that databases already at 0009 or 0010 stay on the chain.
 
 Revision ID: 0009
 Revises: 0008
