@@ -49,7 +49,7 @@ bench: $(BIN)/.dev-installed bench-tools
 	$(BIN)/python bench/callbacks.py
 	$(BIN)/python bench/drain.py
 	$(BIN)/python bench/reconcile.py
-	$(BIN)/python bench/iso8583.py
+	$(BIN)/python bench/iso8583_roundtrips.py
 	$(BIN)/python bench/dashboard.py
 
 # wrk (Debian) drives bench/callbacks.py; without it the bench falls back to the simulator.

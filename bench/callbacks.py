@@ -43,6 +43,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from revision import commit_id
 
 from pesabridge.devtools.simulator import Report, Simulator
 from pesabridge.store import Store
@@ -234,7 +235,7 @@ async def main() -> int:
     bare = results[0]["per_second"] or 1.0
     print(
         f"{os.cpu_count()} CPUs, load by {args.driver}, concurrency {args.concurrency},"
-        f" {args.seconds:g} s per phase, commit {commit()}"
+        f" {args.seconds:g} s per phase, commit {commit_id()}"
     )
     print(
         f"{'phase':<12} {'acked':>8} {'per s':>9} {'x bare':>7} {'p50 ms':>8} {'p99 ms':>8}"
@@ -265,20 +266,6 @@ async def main() -> int:
         f" {ratio:.2f} x, p99 {grouped['p99_ms']:.1f} ms -> {'MET' if verdict else 'MISSED'}"
     )
     return 0 if verdict else 1
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import json
 import random
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -30,29 +29,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from revision import commit_id
+
 REPO = Path(__file__).resolve().parents[1]
 SEARCH_GOAL_MS = 200.0
 PAGE_GOAL_BYTES = 150 * 1024
 BATCH = 10_000
 END = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 365
-
-
-def commit_id() -> str:
-    """Short HEAD, plus ``+dirty`` when the tree has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src", "bench"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def receipt(i: int) -> str:

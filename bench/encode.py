@@ -40,33 +40,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from revision import commit_id  # noqa: E402
+
 from pesabridge.encoders.base import MessageContext  # noqa: E402
 from pesabridge.encoders.iso8583 import Iso8583Encoder, OriginalMessage  # noqa: E402
 from pesabridge.model import Counterparty, Direction, Entry, Transaction  # noqa: E402
 
 GOAL = 0.8
 START = datetime(2024, 5, 6, 6, 0, tzinfo=UTC)
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def workload(count: int) -> list[tuple[Transaction, MessageContext, OriginalMessage | None]]:
@@ -178,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     result = iso8583_section(args.messages, args.repeat, args.spec, args.chunk)
-    result["commit"] = commit()
+    result["commit"] = commit_id()
     result["python"] = platform.python_version()
     result["pyiso8583"] = getattr(iso8583, "__version__", "?")
     passed = result["ratio"] >= GOAL

@@ -38,6 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from revision import commit_id
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_WORKDIR = HERE / "out"
@@ -56,24 +58,6 @@ def peak_rss_mb() -> float:
     """This process's own peak resident set size, in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
-
-
-def commit_id() -> str:
-    """Short HEAD, plus ``+dirty`` when the tree has changes or untracked files."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if status.strip() else "")
 
 
 def source_digest() -> str:

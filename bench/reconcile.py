@@ -44,7 +44,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import commit_id, fresh, peak_rss_mb, source_digest
+from ingest import fresh, peak_rss_mb, source_digest
+from revision import commit_id
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_WORKDIR = HERE / "out"

@@ -13,39 +13,31 @@ writes it, and matches the 0230 to its request by STAN and RRN.
 Each phase talks to a fresh host, which must end with exactly N postings, none of them
 doubled. The figure is pipelined/serial (the issue measured about 2,400/s serial here).
 
-    .venv/bin/python bench/iso8583.py                     # 20,000 round trips, 32 in flight
-    .venv/bin/python bench/iso8583.py --count 5000 --in-flight 8 --repeat 3 --json
+    .venv/bin/python bench/iso8583_roundtrips.py        # 20,000 round trips, 32 in flight
+    .venv/bin/python bench/iso8583_roundtrips.py --count 5000 --in-flight 8 --repeat 3 --json
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
 
-# This file is named like the pyiso8583 package (import iso8583): keep its folder off the
-# module path, or `import iso8583` would import this script.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+from revision import commit_id
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from decimal import Decimal  # noqa: E402
-from typing import Any  # noqa: E402
+from pesabridge.devtools.iso8583_host import Iso8583Host
+from pesabridge.encoders.base import MessageContext
+from pesabridge.encoders.iso8583 import Iso8583Encoder
+from pesabridge.model import Counterparty, Direction, Entry, Transaction
+from pesabridge.sinks.iso8583.connection import Iso8583Connection
+from pesabridge.sinks.iso8583.framing import Framing
 
-from pesabridge.devtools.iso8583_host import Iso8583Host  # noqa: E402
-from pesabridge.encoders.base import MessageContext  # noqa: E402
-from pesabridge.encoders.iso8583 import Iso8583Encoder  # noqa: E402
-from pesabridge.model import Counterparty, Direction, Entry, Transaction  # noqa: E402
-from pesabridge.sinks.iso8583.connection import Iso8583Connection  # noqa: E402
-from pesabridge.sinks.iso8583.framing import Framing  # noqa: E402
-
-REPO = HERE.parent
 START = datetime(2024, 5, 6, 6, 0, tzinfo=UTC)
 
 
@@ -128,27 +120,6 @@ async def run_phase(port: int, batch: list[dict[str, str]], in_flight: int) -> f
         await connection.aclose()
 
 
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
@@ -176,7 +147,7 @@ async def main() -> int:
     pipelined = statistics.median(runs["pipelined"])
     ratios = [p / s for p, s in zip(runs["pipelined"], runs["serial"], strict=True)]
     results: dict[str, Any] = {
-        "commit": commit(),
+        "commit": commit_id(),
         "count": args.count,
         "in_flight": args.in_flight,
         "serial_per_second": round(serial, 1),
