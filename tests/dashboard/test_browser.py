@@ -176,6 +176,9 @@ def test_operator_finds_a_payment_and_replays_its_dead_letter(
     # The page reloads itself while a delivery is on its way.
     expect(page.locator("[data-state]")).to_have_text("delivered", timeout=30_000)
     check_page(page, "transaction-delivered")
+    # Both attempts are listed and counted, though the replay restarted the counter.
+    expect(page.locator("ol.timeline li")).to_have_count(2)
+    expect(page.get_by_text("2 attempt(s) (1 since the last replay)")).to_be_visible()
     assert len(running.backoffice.state.postings) == 3
     page.get_by_role("link", name="Audit").click()
     expect(page.locator("tbody tr").first).to_contain_text("replay")
