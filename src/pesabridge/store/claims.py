@@ -240,16 +240,22 @@ def _delivered() -> Any:
     )
 
 
-def _undelivered() -> Any:
+def _still_ours() -> tuple[Any, ...]:
+    """The row is still this worker's claim of this attempt: a lapsed lease taken over by
+    another worker, or a later attempt, leaves the row alone."""
     d = deliveries.c
     return (
+        d.id == bindparam("b_id"),
+        d.state == "in_flight",
+        d.lease_owner == bindparam("b_worker"),
+        d.attempts == bindparam("b_attempt"),
+    )
+
+
+def _undelivered() -> Any:
+    return (
         update(deliveries)
-        .where(
-            d.id == bindparam("b_id"),
-            d.state == "in_flight",
-            d.lease_owner == bindparam("b_worker"),
-            d.attempts == bindparam("b_attempt"),
-        )
+        .where(*_still_ours())
         .values(state=bindparam("b_state"), next_attempt_at=bindparam("b_next_at"), **_COMMON)
     )
 
@@ -330,12 +336,7 @@ def _release() -> Any:
     d = deliveries.c
     return (
         update(deliveries)
-        .where(
-            d.id == bindparam("b_id"),
-            d.state == "in_flight",
-            d.lease_owner == bindparam("b_worker"),
-            d.attempts == bindparam("b_attempt"),
-        )
+        .where(*_still_ours())
         .values(
             state="pending",
             attempts=d.attempts - 1,
