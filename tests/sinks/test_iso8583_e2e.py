@@ -40,6 +40,15 @@ def write_config(path: Path, db_url: str, port: int, **sink: Any) -> Path:
     return path
 
 
+def record_payments(store: Store, receipts: list[str]) -> None:
+    """One callback payment per receipt, each routed to the ISO 8583 sink ``core``."""
+    store.record(
+        [observed(payment(r)) for r in receipts],
+        Sighting("callback", "callback"),
+        lambda _t: ["core"],
+    )
+
+
 def all_delivered(store: Store, count: int) -> bool:
     return store.status()["deliveries"].get("core") == {"delivered": count}
 
@@ -49,11 +58,7 @@ def test_a_worker_posts_every_transaction_once_through_lost_answers(
 ) -> None:
     store = Store.open(db_url)
     receipts = [f"SISOE2E{i:03d}" for i in range(40)]
-    store.record(
-        [observed(payment(r)) for r in receipts],
-        Sighting("callback", "callback"),
-        lambda _t: ["core"],
-    )
+    record_payments(store, receipts)
     log = tmp_path / "worker.log"
     with Iso8583HostThread() as host:
         host.add_rule(HostRule(mode="silent", times=3, mtis=("0200",)))  # booked, unanswered
@@ -84,11 +89,7 @@ def test_a_request_outstanding_when_the_worker_dies_is_reversed_after_restart(
 ) -> None:
     store = Store.open(db_url)
     receipts = [f"SISOKILL{i:02d}" for i in range(5)]
-    store.record(
-        [observed(payment(r)) for r in receipts],
-        Sighting("callback", "callback"),
-        lambda _t: ["core"],
-    )
+    record_payments(store, receipts)
     log = tmp_path / "worker.log"
     with Iso8583HostThread() as host:
         lost = HostRule(mode="silent", times=10**6, mtis=("0200",))  # booked, never answered
