@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, bindparam, not_, or_, select, update
 from ..model import Counterparty, Direction, Entry, MsisdnKind, Status, Transaction
 from ..model.currency import minor_units
 from .connector import bind_time, bulk_insert, prepared, read_time
+from .rows import TRANSACTION_FIELDS
 from .schema import attempts, deliveries, transactions
 
 if TYPE_CHECKING:
@@ -28,23 +29,7 @@ CHUNK = 64
 """Ids per statement: ``IN`` lists have this many parameters, padded with id 0 (which
 no row has), so one compiled statement serves every batch."""
 
-_TXN = (
-    "provider",
-    "account",
-    "receipt",
-    "entry",
-    "direction",
-    "amount_minor",
-    "currency",
-    "occurred_at",
-    "msisdn",
-    "msisdn_kind",
-    "name",
-    "reference",
-    "balance_after_minor",
-    "status",
-    "related_receipt",
-)
+_TXN = TRANSACTION_FIELDS
 _ATTEMPT_COLUMNS = (
     "delivery_id",
     "number",

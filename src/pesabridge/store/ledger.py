@@ -18,7 +18,7 @@ from ..formats.base import Observation
 from ..model import Identity, Transaction
 from ..model.currency import minor_units
 from .connector import allocate_ids, bind_time, bulk_insert, insert_ignore
-from .rows import fingerprint, row_transaction
+from .rows import TRANSACTION_FIELDS, fingerprint, row_transaction
 from .schema import deliveries, discrepancies, evidence, transactions
 
 Router = Callable[[Transaction], Sequence[str]]
@@ -133,26 +133,7 @@ def _evidence_row(
     }
 
 
-_TRANSACTION_COLUMNS = (
-    "id",
-    "provider",
-    "account",
-    "receipt",
-    "entry",
-    "direction",
-    "amount_minor",
-    "currency",
-    "occurred_at",
-    "msisdn",
-    "msisdn_kind",
-    "name",
-    "reference",
-    "balance_after_minor",
-    "status",
-    "related_receipt",
-    "origin",
-    "created_at",
-)
+_TRANSACTION_COLUMNS = ("id", *TRANSACTION_FIELDS, "origin", "created_at")
 _EVIDENCE_COLUMNS = (
     "transaction_id",
     "kind",

@@ -11,6 +11,25 @@ from typing import Any
 from ..model import Counterparty, Direction, Entry, MsisdnKind, Status, Transaction
 from ..model.currency import minor_units
 
+TRANSACTION_FIELDS = (
+    "provider",
+    "account",
+    "receipt",
+    "entry",
+    "direction",
+    "amount_minor",
+    "currency",
+    "occurred_at",
+    "msisdn",
+    "msisdn_kind",
+    "name",
+    "reference",
+    "balance_after_minor",
+    "status",
+    "related_receipt",
+)
+"""The ``transactions`` columns that hold the canonical transaction, in table order."""
+
 
 def to_minor(amount: Decimal, currency: str) -> int:
     """``Decimal("1500.00")`` KES -> ``150000``."""
