@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .. import aio
 from ..logs import configure_logging
 from ..runtime import Runtime
 from .common import load_or_exit
@@ -21,7 +21,7 @@ def _run(config_path: Path, log_level: str, *, serve: bool, work: bool) -> None:
     configure_logging(log_level.upper())
     runtime = Runtime(config)
     try:
-        asyncio.run(runtime.run(serve=serve, work=work))
+        aio.run(runtime.run(serve=serve, work=work))
     finally:
         runtime.store.close()
 
