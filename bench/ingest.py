@@ -128,6 +128,7 @@ def run_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
     insert = f"INSERT INTO rows VALUES (NULL, {', '.join('?' * 16)})"
     count = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     with path.open(newline="", encoding="utf-8") as stream:
         reader = csv.reader(stream)
         account = ""
@@ -154,9 +155,90 @@ def run_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
             conn.execute("COMMIT")
             count += len(pending)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     stored = conn.execute("SELECT count(*) FROM rows").fetchone()[0]
     conn.close()
-    return {"rows": count, "stored": stored, "seconds": seconds}
+    return {"rows": count, "stored": stored, "seconds": seconds, "cpu": cpu}
+
+
+def run_ledger_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
+    """Bare csv.reader + executemany into the ledger's own three tables, no parsing.
+
+    What the ledger's schema costs by itself: each row becomes a ``transactions`` row, an
+    ``evidence`` row (the raw line) and a ``deliveries`` row, with every index and foreign key
+    the migrations create, the CSV fields stored as they are (no dates, amounts or MSISDNs
+    parsed, no lookups of known receipts). The pipeline cannot beat this; the gap between the
+    two is the pipeline's own work.
+    """
+    from pesabridge.store import Store
+
+    fresh(db)
+    Store.open(f"sqlite:///{db}").close()  # the schema, by the migrations
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    stamp = "2024-07-01 00:00:00.000000"
+    file_id = conn.execute(
+        "INSERT INTO files (sha256, source, name, size, status, rows_read, new, known,"
+        " rejected, started_at) VALUES ('x', 'bench', ?, 0, 'ingesting', 0, 0, 0, 0, ?)",
+        (path.name, stamp),
+    ).lastrowid
+    insert_txn = f"INSERT INTO transactions VALUES ({', '.join('?' * 18)})"
+    insert_evidence = (
+        "INSERT INTO evidence (transaction_id, kind, source, file_id, line, fingerprint, raw,"
+        " observed_at) VALUES (?, 'file', ?, ?, ?, ?, ?, ?)"
+    )
+    insert_delivery = (
+        "INSERT INTO deliveries (transaction_id, sink, state, attempts, next_attempt_at,"
+        " created_at, updated_at) VALUES (?, 'erp', 'pending', 0, ?, ?, ?)"
+    )
+    count = 0
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    with path.open(newline="", encoding="utf-8") as stream:
+        reader = csv.reader(stream)
+        account = ""
+        for row in reader:
+            if row and row[0] == IDENTITY_HEADER:
+                break
+            if len(row) > 1 and row[0] == "Short Code:":
+                account = row[1]
+        txns: list[tuple[Any, ...]] = []
+        evidence: list[tuple[Any, ...]] = []
+        outbox: list[tuple[Any, ...]] = []
+        for line, row in enumerate(reader, start=count + 7):
+            count += 1
+            entry = "charge" if "Charge" in row[3] else "payment"
+            amount = row[5] or row[6]
+            txns.append(
+                (count, "mpesa", account, row[0], entry, "in", amount, "KES", row[1],
+                 row[10], "masked", row[10], row[12], row[7], row[4], row[11] or None,
+                 "file", stamp)
+            )  # fmt: skip
+            raw = ",".join(row).encode()
+            evidence.append((count, path.name, file_id, line, f"file:{file_id}:{line}", raw, stamp))
+            outbox.append((count, stamp, stamp, stamp))
+            if len(txns) >= batch:
+                _write_ledger_batch(conn, (insert_txn, insert_evidence, insert_delivery),
+                                    (txns, evidence, outbox))  # fmt: skip
+        _write_ledger_batch(conn, (insert_txn, insert_evidence, insert_delivery),
+                            (txns, evidence, outbox))  # fmt: skip
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    stored = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+    conn.close()
+    return {"rows": count, "stored": stored, "seconds": seconds, "cpu": cpu}
+
+
+def _write_ledger_batch(
+    conn: sqlite3.Connection, statements: tuple[str, ...], batches: tuple[list[Any], ...]
+) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    for statement, rows in zip(statements, batches, strict=True):
+        conn.executemany(statement, rows)
+        rows.clear()
+    conn.execute("COMMIT")
 
 
 def run_pipeline(path: Path, db: Path, batch: int, profile: Path | None) -> dict[str, Any]:
@@ -174,6 +256,7 @@ def run_pipeline(path: Path, db: Path, batch: int, profile: Path | None) -> dict
 
         profiler = cProfile.Profile()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if profiler is not None:
         profiler.enable()
     summary = ingest_file(
@@ -188,6 +271,7 @@ def run_pipeline(path: Path, db: Path, batch: int, profile: Path | None) -> dict
         profiler.disable()
         profiler.dump_stats(profile)
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     with store.read() as conn:
         counts = {
             table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
@@ -202,6 +286,7 @@ def run_pipeline(path: Path, db: Path, batch: int, profile: Path | None) -> dict
         "first_rejects": [str(r) for r in summary.rejects[:3]],
         "counts": counts,
         "seconds": seconds,
+        "cpu": cpu,
     }
 
 
@@ -209,6 +294,8 @@ def child_main(args: argparse.Namespace) -> int:
     path, db = Path(args.file), Path(args.db)
     if args.child == "floor":
         result = run_floor(path, db, args.batch)
+    elif args.child == "ledger-floor":
+        result = run_ledger_floor(path, db, args.batch)
     else:
         profile = Path(args.profile_out) if args.profile_out else None
         result = run_pipeline(path, db, args.batch, profile)
@@ -249,9 +336,9 @@ def verify(phase: str, result: dict[str, Any], rows: int) -> list[str]:
     problems = []
     if result["rows"] != rows:
         problems.append(f"{phase}: read {result['rows']} rows, expected {rows}")
-    if phase == "floor":
+    if phase in ("floor", "ledger-floor"):
         if result["stored"] != rows:
-            problems.append(f"floor: table holds {result['stored']} rows, expected {rows}")
+            problems.append(f"{phase}: table holds {result['stored']} rows, expected {rows}")
         return problems
     if result["error"]:
         problems.append(f"pipeline: {result['error']}")
@@ -290,7 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print one JSON result line")
     parser.add_argument("--profile", action="store_true", help="cProfile the pipeline instead")
     parser.add_argument("--top", type=int, default=15, help="with --profile: entries per list")
-    parser.add_argument("--child", choices=("floor", "pipeline"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("floor", "ledger-floor", "pipeline"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", help=argparse.SUPPRESS)
@@ -311,27 +400,39 @@ def main(argv: list[str] | None = None) -> int:
     commit, src = commit_id(), source_digest()
     floors: list[dict[str, Any]] = []
     pipelines: list[dict[str, Any]] = []
+    ledger_floors: list[dict[str, Any]] = []
     problems: list[str] = []
     for run in range(args.repeat):
         # Alternate the order so drift in machine load hits both sides alike.
-        order = ("floor", "pipeline") if run % 2 == 0 else ("pipeline", "floor")
+        phases = ("floor", "ledger-floor", "pipeline")
+        order = phases if run % 2 == 0 else phases[::-1]
         for phase in order:
             result = in_child(phase, path, workdir, args.batch)
             result["rows_per_s"] = result["rows"] / result["seconds"]
             problems += verify(phase, result, args.rows)
-            (floors if phase == "floor" else pipelines).append(result)
+            {"floor": floors, "ledger-floor": ledger_floors, "pipeline": pipelines}[phase].append(
+                result
+            )
             print(
-                f"  run {run + 1}/{args.repeat} {phase:<8} {result['rows_per_s']:>10,.0f} rows/s"
-                f"  {result['seconds']:6.2f}s  peak RSS {result['peak_rss_mb']:.0f} MB",
+                f"  run {run + 1}/{args.repeat} {phase:<12} {result['rows_per_s']:>10,.0f} rows/s"
+                f"  {result['seconds']:6.2f}s"
+                f"  {result['cpu'] / result['rows'] * 1e6:5.1f} us CPU/row"
+                f"  peak RSS {result['peak_rss_mb']:.0f} MB",
                 file=sys.stderr,
                 flush=True,
             )
-        fresh(workdir / "floor.db")
-        fresh(workdir / "pipeline.db")
+        for phase in phases:
+            fresh(workdir / f"{phase}.db")
 
     floor_rate = statistics.median(r["rows_per_s"] for r in floors)
     pipeline_rate = statistics.median(r["rows_per_s"] for r in pipelines)
     ratio = pipeline_rate / floor_rate
+    ledger_rate = statistics.median(r["rows_per_s"] for r in ledger_floors)
+
+    def cpu_per_row(results: list[dict[str, Any]]) -> float:
+        return statistics.median(r["cpu"] / r["rows"] * 1e6 for r in results)
+
+    floor_cpu, ledger_cpu, pipeline_cpu = map(cpu_per_row, (floors, ledger_floors, pipelines))
     rss = max(r["peak_rss_mb"] for r in pipelines)
     floor_rss = max(r["peak_rss_mb"] for r in floors)
     ratio_ok, rss_ok = ratio >= MIN_RATIO, rss < MAX_RSS_MB
@@ -343,6 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows            {args.rows:,} ({path.name}, {path.stat().st_size / 1e6:.0f} MB)")
     print(f"floor           {floor_rate:>10,.0f} rows/s ({stat}; peak RSS {floor_rss:.0f} MB)")
     print(f"pipeline        {pipeline_rate:>10,.0f} rows/s ({stat})")
+    print(
+        f"ledger floor    {ledger_rate:>10,.0f} rows/s ({ledger_rate / floor_rate:.3f} x floor:"
+        f" the ledger's three tables with no parsing; pipeline {pipeline_rate / ledger_rate:.3f} x)"
+    )
+    print(
+        f"CPU per row     floor {floor_cpu:.1f} us, ledger floor {ledger_cpu:.1f} us, pipeline"
+        f" {pipeline_cpu:.1f} us (pipeline/ledger floor by CPU {ledger_cpu / pipeline_cpu:.3f})"
+    )
     print(f"ratio           {ratio:10.3f}   {'ok' if ratio_ok else 'FAIL'} (goal >= {MIN_RATIO})")
     print(f"pipeline RSS    {rss:10.0f} MB  {'ok' if rss_ok else 'FAIL'} (goal < {MAX_RSS_MB:.0f})")
     for problem in problems:
@@ -358,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
                     "repeat": args.repeat,
                     "floor_rows_per_s": round(floor_rate),
                     "pipeline_rows_per_s": round(pipeline_rate),
+                    "ledger_floor_rows_per_s": round(ledger_rate),
+                    "cpu_us_per_row": {
+                        "floor": round(floor_cpu, 2),
+                        "ledger_floor": round(ledger_cpu, 2),
+                        "pipeline": round(pipeline_cpu, 2),
+                    },
                     "ratio": round(ratio, 4),
                     "pipeline_peak_rss_mb": round(rss, 1),
                     "floor_peak_rss_mb": round(floor_rss, 1),
