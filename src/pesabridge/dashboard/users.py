@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -23,8 +24,13 @@ _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 
 # argon2-cffi's defaults are RFC 9106's low-memory profile (argon2id, 64 MiB, t=3).
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so a wrong name costs as long as a wrong
+    password. Made on first use: hashing costs ~0.1 s, which every CLI command paid at import."""
+    return _hasher.hash("not a password anyone has")
 
 
 class Role(StrEnum):
@@ -182,11 +188,11 @@ def authenticate(store: Store, username: str, password: str) -> LoginResult:
     with store.read() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).mappings().first()
     if row is None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return LoginResult(None, "unknown user")
     user = user_from_row(row)
     if user.disabled:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return LoginResult(None, "disabled")
     if user.locked(now):
         return LoginResult(None, "locked")
