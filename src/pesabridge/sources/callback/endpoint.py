@@ -35,10 +35,11 @@ from typing import Any, ClassVar
 
 import structlog
 from pydantic import Field, SecretStr, field_validator
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ...config import ComponentConfig, Strict
 from ...formats import get_parser
@@ -175,6 +176,16 @@ def respond_cached(answer: Answer) -> Response:
     return cached
 
 
+def _messages(response: Response) -> tuple[Message, Message]:
+    """The two ASGI messages that send ``response`` (a cached, header-complete answer)."""
+    start: Message = {
+        "type": "http.response.start",
+        "status": response.status_code,
+        "headers": response.raw_headers,
+    }
+    return start, {"type": "http.response.body", "body": bytes(response.body)}
+
+
 class CallbackEndpoint:
     """A callback source: one URL (``path``), answered per its :class:`Provider`."""
 
@@ -207,6 +218,15 @@ class CallbackEndpoint:
             for outcome in ("new", "known", "conflicting")
         }
         self._confirmed = CALLBACKS.labels(self.name, "confirmed")
+        # The fast path (asgi): which checks need more than the raw scope, and the
+        # cached answers as ready ASGI messages (uvicorn only reads them).
+        self._lean = type(self).handle is CallbackEndpoint.handle
+        self._guarded = self._allow is not None or config.basic_auth is not None
+        self._signed = self.provider.verifier is not None and (
+            bool(self._keys) or self.provider.signature_required
+        )
+        self._success_messages = _messages(self._success)
+        self._duplicate_messages = _messages(self._duplicate)
         if self._allow is None:
             log.info("callback source open to every address", source=self.name)
 
@@ -242,11 +262,56 @@ class CallbackEndpoint:
         return table
 
     async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The callback chain as a bare ASGI app (the path already matched exactly)."""
-        if self.config.path_token is not None:
-            scope["path_params"] = {"token": self.config.path_token.get_secret_value()}
-        response = await self.handle(Request(scope, receive))
-        await response(scope, receive, send)
+        """The callback chain as a bare ASGI app (the path already matched exactly).
+
+        A source that keeps the generic :meth:`handle` runs the chain straight on the
+        ASGI scope: one pass over the raw headers for the few it reads, the body from
+        the ASGI messages, and the cached answers sent as prepared messages. Starlette's
+        :class:`Request` is built only for the checks that read it (allow-list, basic
+        auth); the steps and their order are :meth:`handle`'s.
+        """
+        if not self._lean:
+            if self.config.path_token is not None:
+                scope["path_params"] = {"token": self.config.path_token.get_secret_value()}
+            response = await self.handle(Request(scope, receive))
+            await response(scope, receive, send)
+            return
+        declared = content_type = request_id = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette reads them
+            if name == b"content-length":
+                declared = value if declared is None else declared
+            elif name == b"content-type":
+                content_type = value if content_type is None else content_type
+            elif name == b"x-request-id":
+                request_id = value if request_id is None else request_id
+        try:
+            if self._guarded:
+                if self.config.path_token is not None:
+                    scope["path_params"] = {"token": self.config.path_token.get_secret_value()}
+                self._check_caller(Request(scope, receive))
+            body = await self._read_body(
+                receive, None if declared is None else declared.decode("latin-1"), scope
+            )
+            if self._signed:
+                self._check_signature(body, Headers(scope=scope), scope)
+        except Refused as refused:
+            await respond(refused.answer, refused.headers)(scope, receive, send)
+            return
+        name = request_id.decode("latin-1") if request_id else next(self._ids)
+        source = f"{self.name}:{name[:100]}"
+        items = self.parse(
+            body, source, None if content_type is None else content_type.decode("latin-1")
+        )
+        response = await self.accept(items, body, source)
+        if response is self._success:
+            prepared = self._success_messages
+        elif response is self._duplicate:
+            prepared = self._duplicate_messages
+        else:
+            await response(scope, receive, send)
+            return
+        await send(prepared[0])
+        await send(prepared[1])
 
     def openapi(self) -> dict[str, Any]:
         """This source's OpenAPI ``paths`` entries."""
@@ -281,10 +346,11 @@ class CallbackEndpoint:
 
     # -- the chain ----------------------------------------------------------------------
 
-    def _refuse(self, reason: str, answer: Answer, request: Request, **headers: str) -> Refused:
+    def _refuse(self, reason: str, answer: Answer, scope: Scope, **headers: str) -> Refused:
         REFUSED.labels(self.name, reason).inc()
         CALLBACKS.labels(self.name, f"refused-{reason}").inc()
-        peer = request.client.host if request.client else None
+        client = scope.get("client")
+        peer = client[0] if client else None
         log.warning("callback refused", source=self.name, reason=reason, peer=peer)
         return Refused(reason, answer, headers)
 
@@ -293,29 +359,30 @@ class CallbackEndpoint:
         if config.path_token is not None:
             given = str(request.path_params.get("token", ""))
             if not security.same(given, config.path_token.get_secret_value()):
-                raise self._refuse("token", (403, None), request)
+                raise self._refuse("token", (403, None), request.scope)
         if self._allow is not None and not security.allowed(
             security.client_address(request, self._proxies), self._allow
         ):
-            raise self._refuse("ip", (403, None), request)
+            raise self._refuse("ip", (403, None), request.scope)
         if config.basic_auth is not None:
             given_pair = security.basic_credentials(request) or ("", "")
             user_ok = security.same(given_pair[0], config.basic_auth.username)
             pass_ok = security.same(given_pair[1], config.basic_auth.password.get_secret_value())
             if not (user_ok and pass_ok):
                 challenge = f'Basic realm="{self.name}"'
-                raise self._refuse("auth", (401, None), request, **{"WWW-Authenticate": challenge})
+                raise self._refuse(
+                    "auth", (401, None), request.scope, **{"WWW-Authenticate": challenge}
+                )
 
-    async def _body(self, request: Request) -> bytes:
+    async def _read_body(self, receive: Receive, declared: str | None, scope: Scope) -> bytes:
+        """The body, refused (413) when its declared or actual size passes ``max_body``."""
         limit = self.config.max_body
-        declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise self._refuse("size", (413, None), request)
+            raise self._refuse("size", (413, None), scope)
         # The ASGI messages themselves rather than request.stream(): a callback body
         # is read once, almost always in one message.
         chunks: list[bytes] = []
         size = 0
-        receive = request.receive
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -323,7 +390,7 @@ class CallbackEndpoint:
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise self._refuse("size", (413, None), request)
+                raise self._refuse("size", (413, None), scope)
             if not message.get("more_body", False):
                 if not chunks:
                     return chunk
@@ -331,21 +398,23 @@ class CallbackEndpoint:
                 return b"".join(chunks)
             chunks.append(chunk)
 
-    def _check_signature(self, body: bytes, request: Request) -> None:
+    def _check_signature(self, body: bytes, headers: Mapping[str, str], scope: Scope) -> None:
         verifier = self.provider.verifier
         if verifier is None or (not self._keys and not self.provider.signature_required):
             return
         if not self._keys:  # signed by the provider, but no key to check it with
-            raise self._refuse("signature", self.provider.answers.bad_signature, request)
-        verdict = verifier(body, request.headers, self._keys)
+            raise self._refuse("signature", self.provider.answers.bad_signature, scope)
+        verdict = verifier(body, headers, self._keys)
         if verdict is not Verdict.GOOD:
-            raise self._refuse("signature", self.provider.answers.bad_signature, request)
+            raise self._refuse("signature", self.provider.answers.bad_signature, scope)
 
     async def receive(self, request: Request) -> tuple[bytes, str]:
         """The body of an admitted request, and the name its evidence is kept under."""
         self._check_caller(request)
-        body = await self._body(request)
-        self._check_signature(body, request)
+        body = await self._read_body(
+            request.receive, request.headers.get("content-length"), request.scope
+        )
+        self._check_signature(body, request.headers, request.scope)
         request_id = request.headers.get("x-request-id") or next(self._ids)
         return body, f"{self.name}:{request_id[:100]}"
 
