@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, select
 
-from pesabridge.store import Sighting, Store, utcnow
+from pesabridge.store import Sighting, Store, group, utcnow
 from pesabridge.store.group import GroupCommitter
 from pesabridge.store.ledger import RecordResult, record_batch
 from pesabridge.store.schema import transactions
@@ -90,23 +92,89 @@ async def test_closed_committer_refuses_work(store: Store) -> None:
         await committer.submit(recorder("SG000010"))
 
 
-def test_sqlite_connection_is_durable_only_for_the_committer(sqlite_url: str) -> None:
+def test_sqlite_connections_are_durable_only_for_the_committer(sqlite_url: str) -> None:
+    """The thread's connection has SQLite fsync each COMMIT; the loop's syncs the WAL itself."""
     store = Store.open(sqlite_url)
     committer = GroupCommitter(store)
     try:
-        conn = committer._connect(wait=False)
-        raw = conn.connection.driver_connection
+        threaded = committer._connect(wait=True)
+        raw = threaded.connection.driver_connection
         assert raw is not None
         assert raw.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        committer._release(conn)
+        committer._release(threaded)
+        inline = committer._connect(wait=False)
+        raw = inline.connection.driver_connection
+        assert raw is not None
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert group._wal_path(inline) == sqlite_url.removeprefix("sqlite:///") + "-wal"
+        committer._release(inline)
         with store.engine.connect() as other:
-            level = other.connection.driver_connection.execute(  # type: ignore[union-attr]
-                "PRAGMA synchronous"
-            ).fetchone()[0]
-        assert level == 1  # NORMAL, the rest of the process unchanged
+            pooled = other.connection.driver_connection
+            assert pooled is not None
+            assert pooled.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+            assert pooled.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
     finally:
         committer.close()
         store.close()
+
+
+async def test_an_answer_waits_for_an_fsync_begun_after_its_commit(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody is answered before the WAL holding their commit has been fsynced."""
+    store = Store.open(sqlite_url)
+    committer = GroupCommitter(store, max_wait=0)
+    real_sync = group._sync_file
+    entered = threading.Event()
+    release = threading.Event()
+    synced: list[int] = []  # transactions in the ledger when each fsync began
+
+    def held_sync(path: str) -> None:
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as reader:
+            synced.append(reader.execute("select count(*) from transactions").fetchone()[0])
+        entered.set()
+        release.wait(10)
+        real_sync(path)
+
+    monkeypatch.setattr(group, "_sync_file", held_sync)
+    try:
+        first = asyncio.ensure_future(committer.submit(recorder("SG000501")))
+        await asyncio.to_thread(entered.wait, 10)
+        assert synced == [1]  # committed before its fsync began
+        second = asyncio.ensure_future(committer.submit(recorder("SG000502")))
+        await asyncio.sleep(0.1)  # one item: it waits for the fsync in flight to end
+        assert not first.done()  # committed, not yet synced: not answered
+        assert not second.done()
+        release.set()
+        assert (await first).new == 1
+        assert (await second).new == 1
+    finally:
+        release.set()
+        committer.close()
+    assert synced == [1, 2]  # the second commit had an fsync of its own, after it
+    assert store.status()["transactions"] == 2
+    store.close()
+
+
+async def test_the_committer_checkpoints_and_restarts_the_wal(sqlite_url: str) -> None:
+    """Checkpoints run between batches, so the WAL file stops growing."""
+    store = Store.open(sqlite_url)
+    committer = GroupCommitter(store, max_wait=0.005)
+    wal = Path(sqlite_url.removeprefix("sqlite:///") + "-wal")
+    sizes = []
+    try:
+        for round_ in range(30):
+            await asyncio.gather(
+                *(committer.submit(recorder(f"SW{round_:03d}{i:04d}")) for i in range(100))
+            )
+            sizes.append(wal.stat().st_size)
+    finally:
+        committer.close()
+    assert committer.checkpoints >= 2
+    assert sizes[-1] == max(sizes[len(sizes) // 2 :])  # reused from its start, not grown
+    assert max(sizes) < 32 * 1024 * 1024
+    assert store.status()["transactions"] == 3000
+    store.close()
 
 
 def bulk_recorder(calls: list[int]) -> Callable[[Connection, Sequence[str]], list[RecordResult]]:
