@@ -51,6 +51,7 @@ from typing import Any
 from deliver import BackOfficeProcess, sink_config, transactions
 from sqlalchemy import bindparam, func, insert, select, update
 
+from pesabridge import aio
 from pesabridge.config import parse_config
 from pesabridge.delivery import DeliveryWorker, RetryPolicy
 from pesabridge.formats.base import Observation
@@ -307,4 +308,5 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    # The event loop the runtime uses (uvloop where installed), for both phases.
+    sys.exit(aio.run(main()))
