@@ -7,6 +7,7 @@ its reason, whatever the back office does (fail, throttle, time out, refuse).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,8 @@ from sqlalchemy import select
 from pesabridge.config import parse_config
 from pesabridge.delivery import DeliveryWorker, RetryPolicy
 from pesabridge.devtools.backoffice import BackOffice, Rule
-from pesabridge.sinks.http import HttpSink
-from pesabridge.store import Sighting, Store
+from pesabridge.sinks.http import HttpSink, PreparedRequest
+from pesabridge.store import Claimed, Sighting, Store
 from pesabridge.store.schema import attempts, deliveries
 
 from .helpers import observed, payment
@@ -265,3 +266,60 @@ def test_backoff_grows_and_is_capped() -> None:
     assert policy.delay(1, retry_after=7.0) == 7.0
     assert policy.delay(1, retry_after=7200.0) == 7200.0  # the server knows best
     assert policy.delay(1, retry_after=10**9) == 86_400.0
+
+
+class _PickySink(HttpSink):
+    """The HTTP sink with an encoder that cannot encode one reference, and, when told, a
+    batch preparation that fails outright (the worker must then deliver regardless)."""
+
+    prepare_fails = False
+
+    def encode(self, claimed: Claimed, key: str | None = None) -> bytes:
+        if claimed.transaction.reference == "UNENCODABLE":
+            raise ValueError("no field for this reference")
+        return super().encode(claimed, key)
+
+    def prepare(self, batch: Sequence[Claimed]) -> list[PreparedRequest | None]:
+        if self.prepare_fails:
+            raise RuntimeError("preparing broke")
+        return super().prepare(batch)
+
+
+async def run_until_settled(worker: DeliveryWorker, store: Store) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(200):
+            states = store.status()["deliveries"].get("erp", {})
+            if not states.get("pending") and not states.get("in_flight"):
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    finally:
+        await worker.close()
+
+
+@pytest.mark.parametrize("prepare_fails", [False, True])
+async def test_prepared_batches_deliver_once_and_an_unencodable_one_is_dead_lettered(
+    store: Store, backoffice: BackOffice, prepare_fails: bool
+) -> None:
+    """The worker prepares each claimed batch's requests before sending (the HTTP sink
+    encodes them then); a transaction that cannot be encoded is dead-lettered with the
+    encoder's reason, and a preparation that breaks only means each delivery builds its
+    own request: every other transaction lands exactly once either way."""
+    record(store, *(f"SPREP{i:05d}" for i in range(20)))
+    record(store, "SPREPBAD01", reference="UNENCODABLE")
+    config = http_sink(backoffice.url).config
+    sink = _PickySink(config)
+    sink.prepare_fails = prepare_fails
+    worker = DeliveryWorker(store, {"erp": sink}, {"erp": FAST_RETRY}, poll_interval=0.05)
+    await run_until_settled(worker, store)
+    views = {v.transaction.receipt: v for v in store.deliveries(limit=100)}
+    assert views["SPREPBAD01"].state == "dead"
+    assert "cannot encode: no field for this reference" in (views["SPREPBAD01"].last_error or "")
+    assert {r: v.state for r, v in views.items() if r != "SPREPBAD01"} == {
+        f"SPREP{i:05d}": "delivered" for i in range(20)
+    }
+    assert len(backoffice.state.postings) == 20
+    assert backoffice.state.replays == 0

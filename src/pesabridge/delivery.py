@@ -14,14 +14,14 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 
 from .aio import wait_or_stop
 from .errors import DeliveryError
 from .metrics import DELIVERIES, DELIVERY_SECONDS
-from .sinks import Delivered, Sink
+from .sinks import Delivered, PreparingSink, Sink
 from .store import AttemptRecord, Claimed, Store, utcnow
 
 log = structlog.get_logger("pesabridge.delivery")
@@ -31,8 +31,33 @@ MAX_RETRY_AFTER = 86_400.0
 RECORD_WAIT = 0.02
 """Seconds the recorder waits after an outcome for more to commit with it."""
 
-Finished = tuple[Claimed, AttemptRecord, datetime | None] | None
-"""A delivery's attempt and its next due time, queued for the ledger; None ends the queue."""
+Finished = tuple[Claimed, AttemptRecord, datetime | None]
+"""A delivery's attempt and its next due time, for the ledger."""
+
+
+class _Outcomes:
+    """Finished attempts waiting for the recorder: a list and an event, which cost an
+    attempt less than a queue's put and get."""
+
+    def __init__(self) -> None:
+        self.items: list[Finished] = []
+        self.waiting = asyncio.Event()
+        self.closed = False
+
+    def put(self, item: Finished) -> None:
+        self.items.append(item)
+        if not self.waiting.is_set():
+            self.waiting.set()
+
+    def take(self) -> list[Finished]:
+        items, self.items = self.items, []
+        self.waiting.clear()
+        return items
+
+    def close(self) -> None:
+        """No more will come: the recorder writes what is left and returns."""
+        self.closed = True
+        self.waiting.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +123,32 @@ class DeliveryWorker:
         claimed."""
         claimed = await self._claim(self.batch)
         if claimed:
-            finished = await asyncio.gather(*(self._attempt(c) for c in claimed))
+            prepared = self._prepare(claimed)
+            finished = await asyncio.gather(
+                *(self._attempt(c, p) for c, p in zip(claimed, prepared, strict=True))
+            )
             await self._record(list(finished))
         return len(claimed)
+
+    def _prepare(self, claimed: list[Claimed]) -> list[object]:
+        """What the sinks that prepare a batch at once (:class:`PreparingSink`) made for
+        each claimed delivery; None where a sink does not, or could not."""
+        prepared: list[object] = [None] * len(claimed)
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(claimed):
+            groups.setdefault(c.sink, []).append(i)
+        for name, positions in groups.items():
+            prepare = getattr(self.sinks[name], "prepare", None)
+            if prepare is None:
+                continue
+            try:
+                items = prepare([claimed[i] for i in positions])
+                for i, item in zip(positions, items, strict=True):
+                    prepared[i] = item
+            except Exception:
+                # Each delivery then does its own preparing, and fails there if it must.
+                log.exception("preparing deliveries failed", sink=name, count=len(positions))
+        return prepared
 
     async def _claim(self, limit: int) -> list[Claimed]:
         if not self.sinks or limit <= 0:
@@ -127,8 +175,8 @@ class DeliveryWorker:
         unsent rather than sent under a lease another worker may already hold.
         """
         log.info("worker started", worker=self.worker_id, sinks=sorted(self.sinks))
-        done: asyncio.Queue[Finished] = asyncio.Queue()
-        ready: asyncio.Queue[tuple[Claimed, float] | None] = asyncio.Queue()
+        done = _Outcomes()
+        ready: asyncio.Queue[tuple[Claimed, float, object] | None] = asyncio.Queue()
         drained = asyncio.Event()
         low = max(1, self.batch // 2)
         margin = self.lease.total_seconds() / 4
@@ -139,12 +187,12 @@ class DeliveryWorker:
             while (item := await ready.get()) is not None:
                 if ready.qsize() < low:
                     drained.set()
-                claimed, expires = item
+                claimed, expires, prepared = item
                 if loop.time() > expires - margin:
                     released.append(claimed)
                     continue
                 try:
-                    done.put_nowait(await self._attempt(claimed))
+                    done.put(await self._attempt(claimed, prepared))
                 except Exception:
                     # Not the sink (``_attempt`` records its failures): keep this sender;
                     # the delivery's lease lapses and it is tried again.
@@ -164,8 +212,9 @@ class DeliveryWorker:
                     log.exception("claiming deliveries failed; trying again shortly")
                     claimed = []
                 expires = loop.time() + self.lease.total_seconds()
-                for c in claimed:
-                    ready.put_nowait((c, expires))
+                if claimed:
+                    for c, p in zip(claimed, self._prepare(claimed), strict=True):
+                        ready.put_nowait((c, expires, p))
                 drained.clear()
                 if len(claimed) < room:
                     # Nothing more due: wait for the poll interval (or a stop).
@@ -190,7 +239,7 @@ class DeliveryWorker:
         finally:
             for task in senders:
                 task.cancel()
-            done.put_nowait(None)
+            done.close()
             await recorder
         log.info("worker stopped", worker=self.worker_id)
 
@@ -215,27 +264,25 @@ class DeliveryWorker:
             # Their leases lapse instead; they are claimed again then.
             log.exception("releasing unsent deliveries failed", count=len(batch))
 
-    async def _recorder(self, done: asyncio.Queue[Finished]) -> None:
+    async def _recorder(self, done: _Outcomes) -> None:
         """Write finished attempts to the ledger, all those waiting in one transaction."""
         while True:
-            first = await done.get()
-            if first is not None:
+            await done.waiting.wait()
+            if not done.closed:
                 # Let the deliveries finishing about now join this commit.
                 await asyncio.sleep(RECORD_WAIT)
-            items = [first]
-            while not done.empty():
-                items.append(done.get_nowait())
-            finished = [item for item in items if item is not None]
+            finished = done.take()
             if finished:
                 try:
                     await self._record(finished)
                 except Exception:
                     # The leases lapse and the deliveries are tried again.
                     log.exception("recording delivery outcomes failed", count=len(finished))
-            if None in items:
+            if done.closed and not done.items:
                 return
 
-    async def _record(self, finished: list[tuple[Claimed, AttemptRecord, datetime | None]]) -> None:
+    async def _record(self, finished: list[Finished]) -> None:
+        self._count(finished)
         kept = await self._db(self.store.finish_many, finished)
         # Every attempt is in the ledger (``pesabridge deliveries show``); the log carries
         # failures at info and successes at debug, not a line per posting (and, at info,
@@ -261,24 +308,45 @@ class DeliveryWorker:
                 next_attempt_at=next_at.isoformat() if next_at else None,
             )
 
-    async def _attempt(self, claimed: Claimed) -> tuple[Claimed, AttemptRecord, datetime | None]:
-        """Try one delivery; what to record (nothing is written here)."""
+    async def _attempt(
+        self, claimed: Claimed, prepared: object = None
+    ) -> tuple[Claimed, AttemptRecord, datetime | None]:
+        """Try one delivery (with what its sink prepared, if anything); what to record
+        (nothing is written here)."""
         sink = self.sinks[claimed.sink]
-        policy = self.policies.get(claimed.sink, RetryPolicy())
         started = utcnow()
+        try:
+            if prepared is None:
+                result: Delivered = await sink.deliver(claimed)
+            else:
+                result = await cast(PreparingSink, sink).deliver(claimed, prepared)
+        except Exception as exc:
+            return self._failed(claimed, started, exc)
+        record = AttemptRecord(
+            worker=self.worker_id,
+            number=claimed.attempt,
+            started_at=started,
+            finished_at=utcnow(),
+            outcome="delivered",
+            status_code=result.status_code,
+            error=result.note,
+            response=result.response,
+            request_summary=result.request_summary,
+            document_id=result.document_id,
+        )
+        return claimed, record, None
+
+    def _failed(
+        self, claimed: Claimed, started: datetime, exc: Exception
+    ) -> tuple[Claimed, AttemptRecord, datetime | None]:
+        """What to record for an attempt that raised: retry (when) or dead letter."""
+        policy = self.policies.get(claimed.sink, RetryPolicy())
         next_at = None
         status: int | None = None
         response: str | None = None
-        error: str | None = None
         unknown = False
         summary: str | None = None
-        document_id: str | None = None
-        try:
-            result: Delivered = await sink.deliver(claimed)
-            outcome = "delivered"
-            status, response, error = result.status_code, result.response, result.note
-            summary, document_id = result.request_summary, result.document_id
-        except DeliveryError as exc:
+        if isinstance(exc, DeliveryError):
             status, response, error = exc.status, exc.response, str(exc)
             unknown, summary = exc.unknown_outcome, exc.request_summary
             if exc.retryable and claimed.attempt < policy.max_attempts:
@@ -290,38 +358,43 @@ class DeliveryWorker:
                 outcome = "dead"
                 if exc.retryable:
                     error = f"gave up after {claimed.attempt} attempts: {exc}"
-        except Exception as exc:  # a bug in a sink must not kill the worker
+        else:  # a bug in a sink must not kill the worker
+            # Called from the except clause, so the traceback is still the current one.
             log.exception("sink raised unexpectedly", sink=claimed.sink)
             error = f"{type(exc).__name__}: {exc}"
             outcome = "retry" if claimed.attempt < policy.max_attempts else "dead"
             next_at = utcnow() + timedelta(seconds=policy.delay(claimed.attempt))
-        finished = utcnow()
-        self._count(claimed.sink, outcome, (finished - started).total_seconds())
         record = AttemptRecord(
             worker=self.worker_id,
             number=claimed.attempt,
             started_at=started,
-            finished_at=finished,
+            finished_at=utcnow(),
             outcome=outcome,
             status_code=status,
             error=error,
             response=response,
             unknown_outcome=unknown,
             request_summary=summary,
-            document_id=document_id,
         )
         return claimed, record, next_at
 
-    def _count(self, sink: str, outcome: str, seconds: float) -> None:
-        """The attempt in the metrics (labelled children looked up once, not per attempt)."""
-        counter = self._counters.get((sink, outcome))
-        if counter is None:
-            counter = self._counters[(sink, outcome)] = DELIVERIES.labels(sink, outcome)
-        timer = self._timers.get(sink)
-        if timer is None:
-            timer = self._timers[sink] = DELIVERY_SECONDS.labels(sink)
-        counter.inc()
-        timer.observe(seconds)
+    def _count(self, finished: list[Finished]) -> None:
+        """Finished attempts in the metrics, counted per batch: one increment per (sink,
+        outcome) and one observation per attempt (labelled children looked up once)."""
+        counts: dict[tuple[str, str], int] = {}
+        timers = self._timers
+        for claimed, record, _next in finished:
+            key = (claimed.sink, record.outcome)
+            counts[key] = counts.get(key, 0) + 1
+            timer = timers.get(claimed.sink)
+            if timer is None:
+                timer = timers[claimed.sink] = DELIVERY_SECONDS.labels(claimed.sink)
+            timer.observe((record.finished_at - record.started_at).total_seconds())
+        for key, count in counts.items():
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = DELIVERIES.labels(*key)
+            counter.inc(count)
 
     async def close(self) -> None:
         for sink in self.sinks.values():

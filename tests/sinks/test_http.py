@@ -24,7 +24,7 @@ from sqlalchemy import select
 from pesabridge.config import parse_config
 from pesabridge.delivery import DeliveryWorker, RetryPolicy
 from pesabridge.devtools.backoffice import BackOffice, Rule
-from pesabridge.sinks.http import HttpSink, TokenBucket, extract
+from pesabridge.sinks.http import RESPONSE_EXCERPT, HttpSink, TokenBucket, excerpt, extract
 from pesabridge.store import Sighting, Store
 from pesabridge.store.schema import attempts
 
@@ -322,6 +322,34 @@ def test_any_message_encoder_gives_the_body_and_media_type() -> None:
     summary = http.summary(body)
     assert summary.startswith("POST http://127.0.0.1/x application/xml ")
     assert hashlib.sha256(body).hexdigest()[:16] in summary
+
+
+def test_response_excerpt_decodes_as_aiohttp_text_would() -> None:
+    assert excerpt("café".encode(), "application/json") == "café"
+    assert excerpt("café".encode(), None) == "café"
+    assert excerpt("café".encode("latin-1"), "text/plain; Charset=ISO-8859-1") == "café"
+    assert excerpt("café".encode("latin-1"), 'text/plain; charset="latin-1"') == "café"
+    # Undecodable bytes are replaced; an unknown charset falls back to UTF-8.
+    assert excerpt(b"caf\xe9", "text/plain") == "caf\ufffd"
+    assert excerpt("café".encode(), "text/plain; charset=no-such-codec") == "café"
+    assert excerpt(b"x" * (RESPONSE_EXCERPT + 50), "text/plain") == "x" * RESPONSE_EXCERPT
+
+
+def test_prepared_request_is_what_deliver_would_build() -> None:
+    from pesabridge.store.outbox import Claimed
+
+    http = sink("http://127.0.0.1/x", headers={"X-Tenant": "t1"})
+    claimed = Claimed(1, 1, "erp", 1, payment("SPREP00001"))
+    (prepared,) = http.prepare([claimed])
+    assert prepared is not None
+    assert prepared.body == http.encode(claimed)
+    assert prepared.summary == http.summary(prepared.body)
+    assert prepared.headers["Idempotency-Key"] == claimed.idempotency_key
+    assert prepared.headers["X-Tenant"] == "t1"
+    # Each request has its own headers: signing or a token added to one stays there.
+    (again,) = http.prepare([claimed])
+    assert again is not None
+    assert again.headers is not prepared.headers
 
 
 def test_statement_encoders_are_refused() -> None:

@@ -1,5 +1,5 @@
 """Sinks: the back offices transactions are posted to."""
 
-from .base import Delivered, Sink
+from .base import Delivered, PreparingSink, Sink
 
-__all__ = ["Delivered", "Sink"]
+__all__ = ["Delivered", "PreparingSink", "Sink"]

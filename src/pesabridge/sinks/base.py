@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -34,3 +35,17 @@ class Sink(Protocol):
     async def deliver(self, claimed: Claimed) -> Delivered: ...
 
     async def close(self) -> None: ...
+
+
+class PreparingSink(Sink, Protocol):
+    """A sink that can do a claimed batch's sink-side work (encoding, say) in one go.
+
+    Optional: the worker calls ``prepare`` once per claim with the deliveries it claimed
+    for this sink, and hands each delivery's item back to ``deliver``. An item may be
+    None (or anything ``deliver`` does not recognise): ``deliver`` then does the work
+    itself, so a prepared item is only ever a shortcut, never a different outcome.
+    """
+
+    def prepare(self, batch: Sequence[Claimed]) -> Sequence[object]: ...
+
+    async def deliver(self, claimed: Claimed, prepared: object = None) -> Delivered: ...

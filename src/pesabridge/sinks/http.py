@@ -21,12 +21,14 @@ import hmac
 import json
 import ssl
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import aiohttp
+from aiohttp.helpers import parse_mimetype
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from ..config import ComponentConfig, Strict
@@ -173,6 +175,20 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+def excerpt(body: bytes, content_type: str | None) -> str:
+    """The start of an answer as text (at most ``RESPONSE_EXCERPT`` characters), bad bytes
+    replaced, decoded as aiohttp's ``response.text()`` would: by the declared charset,
+    else (none, or one Python does not know) UTF-8, aiohttp's choice for JSON and its
+    default otherwise. The media type is parsed only when it names a charset."""
+    charset = "utf-8"
+    if content_type is not None and "charset" in content_type.lower():
+        charset = parse_mimetype(content_type.lower()).parameters.get("charset") or charset
+    try:
+        return body.decode(charset, "replace")[:RESPONSE_EXCERPT]
+    except (LookupError, ValueError):  # an unknown (or malformed) charset name
+        return body.decode("utf-8", "replace")[:RESPONSE_EXCERPT]
+
+
 def webhook_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
     encoded = secret.removeprefix("whsec_")
@@ -289,6 +305,19 @@ class OAuth2Token:
         return token
 
 
+class PreparedRequest:
+    """One delivery's request, built ahead of sending (see :meth:`HttpSink.prepare`)."""
+
+    __slots__ = ("body", "headers", "key", "summary")
+
+    def __init__(self, key: str, body: bytes, headers: dict[str, str], summary: str) -> None:
+        self.key = key
+        self.body = body
+        self.headers = headers
+        """This request's own copy: signing and OAuth2 add to it when it is sent."""
+        self.summary = summary
+
+
 class HttpSink:
     """Posts each transaction, encoded, to a back-office HTTP API."""
 
@@ -371,17 +400,38 @@ class HttpSink:
             f"{self.config.method} {self._url} {self.media_type} {len(body)} bytes sha256:{digest}"
         )
 
-    async def deliver(self, claimed: Claimed) -> Delivered:
-        """Send one transaction; raise :class:`DeliveryError` on failure."""
+    def prepare(self, batch: Sequence[Claimed]) -> list[PreparedRequest | None]:
+        """Each delivery's request (body, headers, summary), built for a whole claimed batch
+        before any is sent: the worker calls this once per claim, so the encoder runs in
+        one tight loop instead of between HTTP exchanges, where it costs about twice as
+        much CPU (the measurement is in bench/README.md). None for a transaction that
+        cannot be encoded: :meth:`deliver` says why."""
+        prepared: list[PreparedRequest | None] = []
+        for claimed in batch:
+            try:
+                prepared.append(self._request(claimed))
+            except DeliveryError:
+                prepared.append(None)
+        return prepared
+
+    def _request(self, claimed: Claimed) -> PreparedRequest:
         key = claimed.idempotency_key  # a sha256: derived once per delivery
         try:
             body = self.encode(claimed, key)
         except ValueError as exc:  # EncodeError: this transaction can never be encoded
             raise DeliveryError(f"cannot encode: {exc}", retryable=False) from None
-        summary = self.summary(body)
-        headers = dict(self._static)
-        headers["Idempotency-Key"] = key
+        headers = {**self._static, "Idempotency-Key": key}
+        return PreparedRequest(key, body, headers, self.summary(body))
+
+    async def deliver(self, claimed: Claimed, prepared: object = None) -> Delivered:
+        """Send one transaction; raise :class:`DeliveryError` on failure.
+
+        ``prepared``: what :meth:`prepare` built for it, if anything (else it is built now).
+        """
+        request = prepared if isinstance(prepared, PreparedRequest) else self._request(claimed)
+        key, body, headers, summary = request.key, request.body, request.headers, request.summary
         if self._keys:
+            # Signed when sent, not when prepared: the timestamp says when it left.
             timestamp = int(time.time())
             headers["webhook-id"] = key
             headers["webhook-timestamp"] = str(timestamp)
@@ -436,7 +486,8 @@ class HttpSink:
         async with session.request(
             self.config.method, self._url, data=body, headers=headers
         ) as response:
-            text = (await response.text(errors="replace"))[:RESPONSE_EXCERPT]
+            raw = await response.read()
+            text = excerpt(raw, response.headers.get("Content-Type"))
             return response.status, text, response.headers.get("Retry-After")
 
     def _document_id(self, text: str) -> str | None:

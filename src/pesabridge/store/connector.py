@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event
@@ -214,13 +215,19 @@ class Prepared:
         )
         # Values the statement itself carries (literals in ``.values(state=...)``).
         self.defaults: dict[str, Any] = dict(compiled.params)
+        # The positional values picked out of a dict in one C call (bound per row); with
+        # fewer than two names itemgetter would not return a tuple.
+        names = self.positional or ()
+        self._order = itemgetter(*names) if len(names) > 1 else None
 
     def bind(self, params: dict[str, Any]) -> Any:
         """The driver's parameters: a tuple in order, or a dict, per the paramstyle."""
         if self.positional is None:
             return {**self.defaults, **params}
-        defaults = self.defaults
-        return tuple(params[n] if n in params else defaults[n] for n in self.positional)
+        merged = {**self.defaults, **params}
+        if self._order is not None:
+            return self._order(merged)
+        return tuple(merged[n] for n in self.positional)
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         """Execute once; the rows it returns."""
