@@ -161,6 +161,7 @@ class GroupCommitter:
         # many items to commit before the next (adjusted to the pages each item takes)
         self._wakeups: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
         self._wal_paths: dict[asyncio.AbstractEventLoop, str | None] = {}
+        self._fresh_wal: set[asyncio.AbstractEventLoop] = set()
         self._since_checkpoint = 0
         self._checkpoint_every = 250
         self.checkpoints = 0
@@ -251,7 +252,7 @@ class GroupCommitter:
                     return
                 batch = pending[: self.max_batch]
                 del pending[: self.max_batch]
-                if self._write(loop, batch):
+                if await self._write(loop, batch):
                     self._count(batch)
                     settle(batch)
         finally:
@@ -285,7 +286,7 @@ class GroupCommitter:
                 if pending and not due and (sync is None or len(pending) >= self.min_batch):
                     batch = pending[: self.max_batch]
                     del pending[: self.max_batch]
-                    if self._write(loop, batch):
+                    if await self._write(loop, batch):
                         committed.append(batch)
                     continue
                 if sync is None and committed:
@@ -331,17 +332,21 @@ class GroupCommitter:
         for item in batch:
             self._queue.put(item)
 
-    def _write(self, loop: asyncio.AbstractEventLoop, batch: list[Item[Any]]) -> bool:
+    async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[Item[Any]]) -> bool:
         """Run and commit the batch on the loop; False: it went to the thread, or failed.
 
         The connection runs ``synchronous=NORMAL``: the ``COMMIT`` writes the WAL
         frames without an fsync (a fraction of a millisecond); the pipeline's fsync
-        makes them durable before anyone is answered.
+        makes them durable before anyone is answered. The first commit of a connection
+        and the first after a checkpoint may start the WAL file afresh, and SQLite then
+        fsyncs its new header inside that ``COMMIT``: that one goes to the fsync thread,
+        so the loop never waits for the disk.
         """
         conn = self._inline_conns.get(loop)
         if conn is None:
             conn = self._inline_conns[loop] = self._connect(wait=False)
             self._wal_paths[loop] = _wal_path(conn)
+            self._fresh_wal.add(loop)
         try:
             transaction = conn.begin()
         except FATAL:  # "database is locked": someone else is writing; wait off the loop
@@ -350,7 +355,15 @@ class GroupCommitter:
             return False
         try:
             run_batch(conn, batch)
-            transaction.commit()
+            if loop in self._fresh_wal:
+                await loop.run_in_executor(self._fsync_pool(), transaction.commit)
+                self._fresh_wal.discard(loop)
+            else:
+                transaction.commit()
+        except asyncio.CancelledError:
+            # The loop is shutting down. A COMMIT already handed to the fsync thread
+            # finishes there (close() waits for it); nobody is left to answer.
+            raise
         except FATAL as exc:
             log.info("inline group commit handed to the thread", error=str(exc))
             self._release(self._inline_conns.pop(loop, None))
@@ -373,6 +386,7 @@ class GroupCommitter:
         if conn is None:
             return
         await loop.run_in_executor(self._fsync_pool(), self._checkpoint, conn, items)
+        self._fresh_wal.add(loop)
 
     def _checkpoint(self, conn: Connection, items: int) -> None:
         """Copy the WAL into the database file (in the fsync thread, between transactions).
