@@ -6,8 +6,8 @@ fixed time:
 
 * **bare**: a Starlette app answering ``{"ResultCode":0,"ResultDesc":"Success"}`` with
   no work at all: the ceiling of the HTTP stack here, measured in the same run;
-* **grouped**: ``pesabridge serve`` on SQLite (WAL, ``synchronous=FULL`` for callback
-  commits) with group commit, the default;
+* **grouped**: ``pesabridge serve`` on SQLite (WAL, fsynced before every answer: the
+  guarantee of ``synchronous=FULL``) with group commit, the default;
 * **per-request**: the same with ``server.commit_max_batch: 1`` (one transaction, one
   fsync, per callback): what group commit saves.
 
