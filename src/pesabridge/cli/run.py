@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,12 @@ def _run(config_path: Path, log_level: str, *, serve: bool, work: bool) -> None:
     config = load_or_exit(config_path)
     configure_logging(log_level.upper())
     runtime = Runtime(config)
+    # What is built by now lives as long as the process. Frozen, it is out of the
+    # cyclic collector's sight, so a full collection no longer walks it: ~130,000
+    # objects, 65-85 ms with the event loop stopped, about once a second under callback
+    # load (the callbacks' p99 was these pauses).
+    gc.collect()
+    gc.freeze()
     try:
         aio.run(runtime.run(serve=serve, work=work))
     finally:
