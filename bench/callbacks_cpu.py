@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import gc
 import itertools
 import resource
 import sys
@@ -158,6 +159,8 @@ async def main(args: argparse.Namespace) -> None:
     )
     Store.open(database).close()
     runtime = Runtime(config)
+    gc.collect()  # as `pesabridge serve` does (cli/run.py): the start-up heap frozen
+    gc.freeze()
     stub(runtime, args.stub)
     ledger = [0.0, 0]
     endpoint.record_batch = timed_record_batch(ledger)  # type: ignore[assignment]
