@@ -147,8 +147,12 @@ async def drive(runtime: Runtime, count: int, concurrency: int, start: int) -> l
 
 
 async def main(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(dir=args.workdir))
-    database = f"sqlite:///{workdir / 'ledger.db'}"
+    with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        await measure(args, f"sqlite:///{Path(workdir) / 'ledger.db'}")
+
+
+async def measure(args: argparse.Namespace, database: str) -> None:
+    """Drive the app on a fresh ledger at ``database`` and print the figures."""
     config = parse_config(
         {
             "database": database,
