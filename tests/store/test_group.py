@@ -276,3 +276,26 @@ async def test_a_caller_that_goes_away_still_has_its_work_committed(store: Store
     assert other.new == 1
     assert waiting.cancelled()
     assert store.status()["transactions"] == 2  # the first was written all the same
+
+
+async def test_a_failed_fsync_answers_nobody_as_done(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync error (EIO) fails every caller it covered: none is told it is stored."""
+    store = Store.open(sqlite_url)
+    committer = GroupCommitter(store, max_wait=0.01)
+
+    def broken_sync(_path: str) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(group, "_sync_file", broken_sync)
+    try:
+        outcomes = await asyncio.gather(
+            committer.submit(recorder("SG000601")),
+            committer.submit(recorder("SG000602")),
+            return_exceptions=True,
+        )
+    finally:
+        committer.close()
+        store.close()
+    assert all(isinstance(o, OSError) for o in outcomes)

@@ -311,7 +311,9 @@ class GroupCommitter:
 
     def _synced(self, batches: list[list[Item[Any]]], sync: asyncio.Future[None] | None) -> None:
         """Answer the batches an fsync covered (or fail them, should the fsync fail)."""
-        error = None if sync is None or sync.cancelled() else sync.exception()
+        error: BaseException | None = None
+        if sync is not None:  # a cancelled fsync proves nothing: not answered as done
+            error = asyncio.CancelledError() if sync.cancelled() else sync.exception()
         for batch in batches:
             if error is not None:
                 for item in batch:
