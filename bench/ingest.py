@@ -34,9 +34,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from revision import commit_id
 
@@ -109,6 +110,18 @@ def statement_file(workdir: Path, rows: int, seed: int) -> Path:
 # --- the children ---------------------------------------------------------------------
 
 
+def statement_rows(stream: TextIO) -> tuple[Iterator[list[str]], str]:
+    """A csv.reader past the preamble (up to and including the header row), and the short code."""
+    reader = csv.reader(stream)
+    account = ""
+    for row in reader:
+        if row and row[0] == IDENTITY_HEADER:
+            break
+        if len(row) > 1 and row[0] == "Short Code:":
+            account = row[1]
+    return reader, account
+
+
 def run_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
     """Bare csv.reader + batched executemany into a table keyed on the identity."""
     fresh(db)
@@ -130,13 +143,7 @@ def run_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     cpu_started = time.process_time()
     with path.open(newline="", encoding="utf-8") as stream:
-        reader = csv.reader(stream)
-        account = ""
-        for row in reader:  # the preamble, up to and including the header row
-            if row and row[0] == IDENTITY_HEADER:
-                break
-            if len(row) > 1 and row[0] == "Short Code:":
-                account = row[1]
+        reader, account = statement_rows(stream)
         tail = ("mpesa", account)
         pending: list[tuple[str, ...]] = []
         for row in reader:
@@ -197,13 +204,7 @@ def run_ledger_floor(path: Path, db: Path, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     cpu_started = time.process_time()
     with path.open(newline="", encoding="utf-8") as stream:
-        reader = csv.reader(stream)
-        account = ""
-        for row in reader:
-            if row and row[0] == IDENTITY_HEADER:
-                break
-            if len(row) > 1 and row[0] == "Short Code:":
-                account = row[1]
+        reader, account = statement_rows(stream)
         txns: list[tuple[Any, ...]] = []
         evidence: list[tuple[Any, ...]] = []
         outbox: list[tuple[Any, ...]] = []

@@ -7,7 +7,7 @@ its reason, whatever the back office does (fail, throttle, time out, refuse).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -199,17 +199,7 @@ async def test_a_stopping_worker_hands_back_what_it_had_not_sent(
     worker = DeliveryWorker(
         store, {"erp": http_sink(backoffice.url)}, {"erp": FAST_RETRY}, batch=2, poll_interval=0.05
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        for _ in range(100):
-            if len(backoffice.state.postings) >= 2:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-    finally:
-        await worker.close()
+    await run_until(worker, lambda: len(backoffice.state.postings) >= 2, tries=100)
     views = store.deliveries(limit=100)
     delivered = [v for v in views if v.state == "delivered"]
     # What was sent is recorded; what was only queued is pending again, its claim not
@@ -285,19 +275,27 @@ class _PickySink(HttpSink):
         return super().prepare(batch)
 
 
-async def run_until_settled(worker: DeliveryWorker, store: Store) -> None:
+async def run_until(worker: DeliveryWorker, done: Callable[[], bool], *, tries: int) -> None:
+    """Run the worker until ``done()`` (checked every 50 ms, at most ``tries`` times), stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
-        for _ in range(200):
-            states = store.status()["deliveries"].get("erp", {})
-            if not states.get("pending") and not states.get("in_flight"):
+        for _ in range(tries):
+            if done():
                 break
             await asyncio.sleep(0.05)
         stop.set()
         await task
     finally:
         await worker.close()
+
+
+async def run_until_settled(worker: DeliveryWorker, store: Store) -> None:
+    def settled() -> bool:
+        states = store.status()["deliveries"].get("erp", {})
+        return not states.get("pending") and not states.get("in_flight")
+
+    await run_until(worker, settled, tries=200)
 
 
 @pytest.mark.parametrize("prepare_fails", [False, True])
