@@ -226,17 +226,7 @@ async def test_a_delivery_whose_lease_would_lapse_before_its_turn_is_not_sent(
         lease=timedelta(seconds=3),
         poll_interval=0.05,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        for _ in range(200):
-            if set(states(store).values()) == {"delivered"}:
-                break
-            await asyncio.sleep(0.05)
-        stop.set()
-        await task
-    finally:
-        await worker.close()
+    await run_until(worker, lambda: set(states(store).values()) == {"delivered"}, tries=200)
     assert states(store) == {"SGLEASE001": "delivered", "SGLEASE002": "delivered"}
     assert len(backoffice.state.postings) == 2
     assert backoffice.state.replays == 0
