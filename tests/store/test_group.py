@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, select
 
-from pesabridge.store import Sighting, Store, group, utcnow
+from pesabridge.store import Sighting, Store, group_inline, utcnow
 from pesabridge.store.group import GroupCommitter
 from pesabridge.store.ledger import RecordResult, record_batch
 from pesabridge.store.schema import transactions
@@ -106,7 +106,7 @@ def test_sqlite_connections_are_durable_only_for_the_committer(sqlite_url: str) 
         raw = inline.connection.driver_connection
         assert raw is not None
         assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        assert group._wal_path(inline) == sqlite_url.removeprefix("sqlite:///") + "-wal"
+        assert group_inline._wal_path(inline) == sqlite_url.removeprefix("sqlite:///") + "-wal"
         committer._release(inline)
         with store.engine.connect() as other:
             pooled = other.connection.driver_connection
@@ -124,7 +124,7 @@ async def test_an_answer_waits_for_an_fsync_begun_after_its_commit(
     """Nobody is answered before the WAL holding their commit has been fsynced."""
     store = Store.open(sqlite_url)
     committer = GroupCommitter(store, max_wait=0)
-    real_sync = group._sync_file
+    real_sync = group_inline._sync_file
     entered = threading.Event()
     release = threading.Event()
     synced: list[int] = []  # transactions in the ledger when each fsync began
@@ -136,7 +136,7 @@ async def test_an_answer_waits_for_an_fsync_begun_after_its_commit(
         release.wait(10)
         real_sync(path)
 
-    monkeypatch.setattr(group, "_sync_file", held_sync)
+    monkeypatch.setattr(group_inline, "_sync_file", held_sync)
     try:
         first = asyncio.ensure_future(committer.submit(recorder("SG000501")))
         await asyncio.to_thread(entered.wait, 10)
@@ -288,7 +288,7 @@ async def test_a_failed_fsync_answers_nobody_as_done(
     def broken_sync(_path: str) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(group, "_sync_file", broken_sync)
+    monkeypatch.setattr(group_inline, "_sync_file", broken_sync)
     try:
         outcomes = await asyncio.gather(
             committer.submit(recorder("SG000601")),
