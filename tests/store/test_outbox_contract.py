@@ -334,6 +334,41 @@ def test_claims_and_outcomes_in_batches_larger_than_one_statement(store: Store) 
 # -- concurrency ------------------------------------------------------------------------------
 
 
+def test_a_batch_mixing_current_and_stale_outcomes_records_each_by_its_own_guard(
+    store: Store,
+) -> None:
+    # Outcomes are written without reading the rows first: when some guard fails, the
+    # batch must still say, per attempt, which were recorded, and change only those rows.
+    seed(store, 6)
+    a, b, c, d, e, f = store.claim("w1", limit=6, lease=LONG)
+    assert store.finish(b, outcome(b, "w1", "delivered", status_code=200))
+    store.release("w1", [d])
+    (d2,) = store.claim("w2", limit=1, lease=LONG)  # d, now w2's
+    assert d2.delivery_id == d.delivery_id
+    finished = [
+        (a, outcome(a, "w1", "delivered", status_code=200), None),
+        (b, outcome(b, "w1", "delivered", status_code=201), None),  # already delivered
+        (c, outcome(c, "w1", "retry", status_code=503), utcnow() + LONG),
+        (d, outcome(d, "w1", "dead", status_code=400), None),  # w2 holds it now
+        (e, outcome(e, "w1", "dead", status_code=400), None),
+        (f, outcome(f, "w1", "delivered", status_code=200), None),
+    ]
+    assert store.finish_many(finished) == [True, False, True, False, True, True]
+    states = [delivery(store, x.delivery_id)["state"] for x in (a, b, c, d, e, f)]
+    assert states == ["delivered", "delivered", "pending", "in_flight", "dead", "delivered"]
+    assert delivery(store, b.delivery_id)["last_status"] == 200  # the first success stays
+    assert delivery(store, d.delivery_id)["lease_owner"] == "w2"
+    # Every attempt is on record, the stale ones included, each once.
+    assert [len(attempt_rows(store, x.delivery_id)) for x in (a, b, c, d, e, f)] == [
+        1,
+        2,
+        1,
+        1,
+        1,
+        1,
+    ]
+
+
 def test_concurrent_claimers_in_threads_never_share_a_leased_row(store: Store) -> None:
     ids = seed(store, 120, ("erp", "bank"))
     assert len(ids) == 120

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, bindparam, not_, or_, select, update
 
 from ..model import Counterparty, Direction, Entry, MsisdnKind, Status, Transaction
 from ..model.currency import minor_units
-from .connector import bind_time, bulk_insert, prepared, read_time
+from .connector import Prepared, bind_time, prepared, read_time
 from .rows import TRANSACTION_FIELDS
 from .schema import attempts, deliveries, transactions
 
@@ -196,11 +196,6 @@ def _transaction(row: Sequence[Any], at: int, as_aware: Callable[[Any], Any]) ->
     )
 
 
-def _current() -> Any:
-    d = deliveries.c
-    return select(d.id, d.state, d.lease_owner, d.attempts).where(d.id.in_(_ids()))
-
-
 _COMMON: dict[str, Any] = {
     "last_status": bindparam("b_last_status"),
     "last_error": bindparam("b_last_error"),
@@ -248,73 +243,97 @@ def _undelivered() -> Any:
 def finish_many(
     conn: Connection, finished: Sequence[tuple[Claimed, AttemptRecord, datetime | None]]
 ) -> list[bool]:
-    """See :func:`pesabridge.store.outbox.finish_many`."""
+    """See :func:`pesabridge.store.outbox.finish_many`.
+
+    No read of the rows' current state: each UPDATE carries its own guard, so a stale
+    outcome changes nothing, and the rows changed are counted instead. When every guard
+    held (the usual case) each attempt was recorded; otherwise the updates are undone to
+    a savepoint and run again one at a time, to learn which guard failed.
+    """
     if not finished:
         return []
     as_time = bind_time(conn.dialect.name)
     ended = [as_time(record.finished_at) for _c, record, _n in finished]
-    bulk_insert(
-        conn,
-        attempts,
-        _ATTEMPT_COLUMNS,
-        [
-            (
-                claimed.delivery_id,
-                record.number,
-                record.worker,
-                as_time(record.started_at),
-                end,
-                record.outcome,
-                record.status_code,
-                record.error,
-                record.response,
-                record.unknown_outcome,
-                record.request_summary,
-            )
-            for (claimed, record, _next), end in zip(finished, ended, strict=True)
-        ],
-    )
-    current: dict[int, Any] = {}
-    select_current = prepared(conn, "finish.current", _current)
-    for chunk in _chunks([claimed.delivery_id for claimed, _r, _n in finished]):
-        for row in select_current.rows(conn, _id_params(chunk)):
-            current[row[0]] = row
-    kept: list[bool] = []
-    delivered: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
-    for (claimed, record, next_at), end in zip(finished, ended, strict=True):
-        row = current.get(claimed.delivery_id)
-        params = {
-            "b_id": claimed.delivery_id,
-            "b_last_status": record.status_code,
-            "b_last_error": record.error,
-            "b_response": record.response,
-            "b_updated_at": end,
-        }
-        if record.outcome == "delivered":
-            ok = row is not None and row[1] != "delivered"
-            if ok:
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(
+            _attempt_sql(conn),
+            [
+                (
+                    claimed.delivery_id,
+                    record.number,
+                    record.worker,
+                    as_time(record.started_at),
+                    end,
+                    record.outcome,
+                    record.status_code,
+                    record.error,
+                    record.response,
+                    record.unknown_outcome,
+                    record.request_summary,
+                )
+                for (claimed, record, _next), end in zip(finished, ended, strict=True)
+            ],
+        )
+        delivered_sql = prepared(conn, "finish.delivered", _delivered)
+        undelivered_sql = prepared(conn, "finish.undelivered", _undelivered)
+        # Each attempt's statement and parameters, in the caller's order.
+        plan: list[tuple[Prepared, Any]] = []
+        delivered: list[Any] = []
+        others: list[Any] = []
+        for (claimed, record, next_at), end in zip(finished, ended, strict=True):
+            params = {
+                "b_id": claimed.delivery_id,
+                "b_last_status": record.status_code,
+                "b_last_error": record.error,
+                "b_response": record.response,
+                "b_updated_at": end,
+            }
+            if record.outcome == "delivered":
                 params.update(b_delivered_at=end, b_document_id=record.document_id)
-                delivered.append(params)
-        else:
-            ok = (
-                row is not None
-                and row[1] == "in_flight"
-                and row[2] == record.worker
-                and row[3] == claimed.attempt
-            )
-            if ok:
+                bound = delivered_sql.bind(params)
+                delivered.append(bound)
+                plan.append((delivered_sql, bound))
+            else:
                 params.update(
                     b_state="dead" if record.outcome == "dead" else "pending",
                     b_next_at=end if next_at is None else as_time(next_at),
                     b_worker=record.worker,
                     b_attempt=claimed.attempt,
                 )
-                others.append(params)
-        kept.append(ok)
-    prepared(conn, "finish.delivered", _delivered).run_many(conn, delivered)
-    prepared(conn, "finish.undelivered", _undelivered).run_many(conn, others)
-    return kept
+                bound = undelivered_sql.bind(params)
+                others.append(bound)
+                plan.append((undelivered_sql, bound))
+        cursor.execute("SAVEPOINT finish_many")
+        changed = 0
+        if delivered:
+            cursor.executemany(delivered_sql.sql, delivered)
+            changed += cursor.rowcount
+        if others:
+            cursor.executemany(undelivered_sql.sql, others)
+            changed += cursor.rowcount
+        if changed == len(plan):
+            cursor.execute("RELEASE SAVEPOINT finish_many")
+            return [True] * len(plan)
+        # Some guard failed (a lease taken over, a row delivered already): which ones.
+        cursor.execute("ROLLBACK TO SAVEPOINT finish_many")
+        cursor.execute("RELEASE SAVEPOINT finish_many")
+        kept: list[bool] = []
+        for statement, bound in plan:
+            cursor.execute(statement.sql, bound)
+            kept.append(cursor.rowcount == 1)
+        return kept
+    finally:
+        cursor.close()
+
+
+def _attempt_sql(conn: Connection) -> str:
+    """The attempt row's INSERT, its parameters in ``_ATTEMPT_COLUMNS`` order."""
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {attempts.name} ({', '.join(_ATTEMPT_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(_ATTEMPT_COLUMNS))})"
+    )
 
 
 def _release() -> Any:
