@@ -30,29 +30,39 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import structlog
-from pydantic import Field, SecretStr, field_validator
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from ...config import ComponentConfig, Strict
+from ...config import ComponentConfig
 from ...formats import get_parser
 from ...formats.base import FailedAttempt, Observation, ParseItem, Reject
 from ...metrics import CALLBACKS, FAILED_ATTEMPTS, RECORDED, REFUSED, REJECTED
 from ...store import RecordResult, Sighting, utcnow
 from ...store import files as file_ledger
-from ...store.failures import add_failed_attempts
 from ...store.group import GroupCommitter
-from ...store.ledger import record_batch
 from ..base import SourceContext
 from . import security
-from .signatures import Verdict, Verifier
+from .answers import Answer, Answers, Refused, asgi_messages, respond, respond_cached
+from .config import CallbackConfig, Provider
+from .recording import fill_account, record_grouped, record_with_failures
+from .signatures import Verdict
+
+# The vocabulary lives in .answers and .config; importable from here as before.
+__all__ = [
+    "Answer",
+    "Answers",
+    "CallbackConfig",
+    "CallbackEndpoint",
+    "Provider",
+    "Refused",
+    "respond",
+]
 
 log = structlog.get_logger("pesabridge.sources.callback")
 
@@ -69,121 +79,6 @@ def _info_enabled() -> bool:
         check = getattr(logger, "is_enabled_for", None)
         enabled = _INFO[wrapper] = True if check is None else bool(check(logging.INFO))
     return enabled
-
-
-Answer = tuple[int, Mapping[str, Any] | None]
-"""An HTTP status and a JSON body (``None``: an empty body)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Answers:
-    """What a provider expects to hear back."""
-
-    success: Answer
-    rejected: Callable[[str], Answer]
-    """A body that could not be read; given the reason."""
-    bad_signature: Answer = (401, None)
-    duplicate: Answer | None = None
-    """A retried callback already stored; ``None``: the success answer."""
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    """The fixed facts of one provider's callback: what a config cannot change."""
-
-    format: str
-    answers: Answers
-    verifier: Verifier | None = None
-    signature_required: bool = False
-    """Refuse unsigned bodies even when no key is configured (K2, legacy Kopo Kopo)."""
-    summary: str = ""
-    content_types: tuple[str, ...] = ("application/json",)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class BasicAuth(Strict):
-    """HTTP basic credentials the provider is configured to send."""
-
-    username: str = Field(min_length=1)
-    password: SecretStr
-
-
-class CallbackConfig(ComponentConfig):
-    """What every callback source's section may say (see ``docs/sources/callbacks.md``)."""
-
-    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
-    account: str | None = Field(default=None, max_length=64)
-    """The short code, till or wallet to record when the payload carries none."""
-    max_body: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
-    quarantine_max_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
-    allow_ips: list[str] | None = None
-    """CIDR ranges (``@safaricom`` for Safaricom's list); absent: every address."""
-    trusted_proxies: list[str] = []
-    path_token: SecretStr | None = None
-    basic_auth: BasicAuth | None = None
-    signing_keys: list[SecretStr] = []
-    """Keys the provider signs with; several during a rotation."""
-
-    @field_validator("allow_ips", "trusted_proxies")
-    @classmethod
-    def _cidrs(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            security.networks(value)  # raises with the bad entry named
-        return value
-
-    @field_validator("path_token")
-    @classmethod
-    def _token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            secret = value.get_secret_value()
-            if len(secret) < 16 or not all(c.isalnum() or c in "-_" for c in secret):
-                raise ValueError("must be at least 16 characters of A-Z, a-z, 0-9, - and _")
-        return value
-
-
-class Refused(Exception):
-    """A request turned away before parsing; ``reason`` is for metrics and logs only."""
-
-    def __init__(self, reason: str, answer: Answer, headers: dict[str, str] | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.answer = answer
-        self.headers = headers or {}
-
-
-def respond(answer: Answer, headers: Mapping[str, str] | None = None) -> Response:
-    status, body = answer
-    if body is None:
-        return Response(status_code=status, headers=dict(headers or {}))
-    return JSONResponse(dict(body), status, headers=dict(headers or {}))
-
-
-_ANSWERED: dict[tuple[int, bytes], Response] = {}
-
-
-def respond_cached(answer: Answer) -> Response:
-    """``respond(answer)`` built once: a header-less answer's bytes never change.
-
-    A :class:`Response` holds no per-request state, so one object can answer any
-    number of requests; building and encoding it is a fair share of an
-    acknowledgement's cost.
-    """
-    status, body = answer
-    key = (status, b"" if body is None else bytes(JSONResponse(dict(body)).body))
-    cached = _ANSWERED.get(key)
-    if cached is None:
-        cached = _ANSWERED[key] = respond(answer)
-    return cached
-
-
-def _messages(response: Response) -> tuple[Message, Message]:
-    """The two ASGI messages that send ``response`` (a cached, header-complete answer)."""
-    start: Message = {
-        "type": "http.response.start",
-        "status": response.status_code,
-        "headers": response.raw_headers,
-    }
-    return start, {"type": "http.response.body", "body": bytes(response.body)}
 
 
 class CallbackEndpoint:
@@ -225,8 +120,8 @@ class CallbackEndpoint:
         self._signed = self.provider.verifier is not None and (
             bool(self._keys) or self.provider.signature_required
         )
-        self._success_messages = _messages(self._success)
-        self._duplicate_messages = _messages(self._duplicate)
+        self._success_messages = asgi_messages(self._success)
+        self._duplicate_messages = asgi_messages(self._duplicate)
         if self._allow is None:
             log.info("callback source open to every address", source=self.name)
 
@@ -437,7 +332,10 @@ class CallbackEndpoint:
         """Record what a body held, or quarantine it; the provider's answer."""
         answers = self.provider.answers
         rejects = [item for item in items if isinstance(item, Reject)]
-        observations = [self._fill(item) for item in items if isinstance(item, Observation)]
+        account = self.config.account  # filled in where the payload has none
+        observations = [
+            fill_account(item, account) for item in items if isinstance(item, Observation)
+        ]
         failures = [item for item in items if isinstance(item, FailedAttempt)]
         if rejects:
             await self.quarantine(rejects)
@@ -474,70 +372,27 @@ class CallbackEndpoint:
             )
         return self._duplicate if duplicate else self._success
 
-    def _fill(self, observation: Observation) -> Observation:
-        txn = observation.transaction
-        if txn.account is not None or self.config.account is None:
-            return observation
-        return dataclasses.replace(
-            observation, transaction=dataclasses.replace(txn, account=self.config.account)
-        )
-
     def _record_many(
         self, conn: Any, payloads: Sequence[Sequence[Observation]]
     ) -> list[RecordResult]:
-        """Several callbacks' observations in one :func:`record_batch`; one result each.
+        """The batch's callbacks of this source in one call (:func:`record_grouped`).
 
-        An observation is new for the first callback of the group that carries it and
-        known for any later one (a provider's retry racing the original), as it would
-        be one by one. Discrepancies are counted for the group: their rows name the
-        transaction and the evidence, which is what a person resolves them from.
+        A bound method, so that the group committer merges this source's callbacks.
         """
-        flat = [obs for observations in payloads for obs in observations]
-        total = record_batch(conn, flat, self._sighting, self._route, utcnow())
-        fresh = set(total.new_ids)
-        results: list[RecordResult] = []
-        start = 0
-        for observations in payloads:
-            ids = total.transaction_ids[start : start + len(observations)]
-            start += len(observations)
-            result = RecordResult(transaction_ids=ids)
-            for txn_id in ids:
-                if txn_id in fresh:
-                    fresh.discard(txn_id)
-                    result.new += 1
-                    result.new_ids.append(txn_id)
-                else:
-                    result.known += 1
-            results.append(result)
-        if total.conflicting:
-            if len(results) == 1:
-                results[0].conflicting = total.conflicting
-            else:
-                log.warning(
-                    "callbacks disagree with recorded transactions",
-                    source=self.name,
-                    discrepancies=total.conflicting,
-                    callbacks=len(payloads),
-                )
-        return results
+        return record_grouped(conn, payloads, self._sighting, self._route, self.name)
 
     def _record(
         self, conn: Any, observations: list[Observation], failures: list[FailedAttempt]
     ) -> tuple[RecordResult, int]:
-        now = utcnow()
-        result = (
-            record_batch(conn, observations, self._sighting, self._route, now)
-            if observations
-            else RecordResult()
+        return record_with_failures(
+            conn,
+            observations,
+            failures,
+            self._sighting,
+            self._route,
+            source=self.name,
+            account=self.config.account,
         )
-        failed_new = (
-            add_failed_attempts(
-                conn, failures, source=self.name, account=self.config.account, now=now
-            )
-            if failures
-            else 0
-        )
-        return result, failed_new
 
     async def quarantine(self, rejects: Sequence[Reject]) -> None:
         """Keep unreadable bodies (capped) in the rejects table, with their reason."""
