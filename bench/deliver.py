@@ -43,7 +43,8 @@ from pesabridge.devtools.backoffice import BackOffice
 from pesabridge.encoders import canonical_json
 from pesabridge.logs import configure_logging
 from pesabridge.model import Transaction
-from pesabridge.sinks.http import HttpSink, HttpSinkConfig
+from pesabridge.sinks.http import HttpSink
+from pesabridge.sinks.http_config import HttpSinkConfig
 from pesabridge.store import Sighting, Store
 from pesabridge.store.rows import idempotency_key
 from pesabridge.store.schema import deliveries

@@ -15,148 +15,36 @@ Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import json
 import ssl
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp.helpers import parse_mimetype
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
-from ..config import ComponentConfig, Strict
+from ..config import ComponentConfig
 from ..encoders.base import MessageContext
 from ..encoders.registry import get_encoder
 from ..errors import DeliveryError
 from ..store import Claimed
 from .base import Delivered
+from .http_config import (
+    RESPONSE_EXCERPT,
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    HttpSinkConfig,
+    OAuth2Auth,
+)
+from .http_oauth import OAuth2Token
+from .http_signing import webhook_key, webhook_signature
 
-RESPONSE_EXCERPT = 2000
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-
-
-class Timeouts(Strict):
-    connect: float = Field(default=5.0, gt=0)
-    """Seconds to open the connection (TLS included); a failure here never reached the
-    back office."""
-    read: float = Field(default=30.0, gt=0)
-    """Seconds between bytes of the answer; a timeout here is an unknown outcome."""
-
-
-class BasicAuth(Strict):
-    type: Literal["basic"]
-    username: str
-    password: SecretStr
-
-
-class BearerAuth(Strict):
-    type: Literal["bearer"]
-    token: SecretStr
-
-
-class ApiKeyAuth(Strict):
-    type: Literal["api_key"]
-    header: str = "X-API-Key"
-    key: SecretStr
-
-
-class OAuth2Auth(Strict):
-    """OAuth2 client credentials (RFC 6749 §4.4)."""
-
-    type: Literal["oauth2"]
-    token_url: AnyHttpUrl
-    client_id: str
-    client_secret: SecretStr
-    scope: str | None = None
-    audience: str | None = None
-    client_auth: Literal["basic", "body"] = "basic"
-    """How the client authenticates to the token endpoint: HTTP basic or form fields."""
-    refresh_margin: float = Field(default=60.0, ge=0)
-    """Seconds before expiry at which the token is refreshed (at the latest half-way
-    through a shorter-lived token's life)."""
-
-
-Auth = Annotated[BasicAuth | BearerAuth | ApiKeyAuth | OAuth2Auth, Field(discriminator="type")]
-
-
-class TlsConfig(Strict):
-    """Mutual TLS and a private CA."""
-
-    cert: Path | None = None
-    """Client certificate (PEM); with ``key`` for mutual TLS."""
-    key: Path | None = None
-    ca: Path | None = None
-    """CA bundle the server's certificate is checked against (the system's when omitted)."""
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsConfig:
-        if self.key is not None and self.cert is None:
-            raise ValueError("tls.key given without tls.cert")
-        return self
-
-
-class SigningConfig(Strict):
-    """Standard Webhooks signatures (https://www.standardwebhooks.com)."""
-
-    secrets: list[SecretStr] = Field(min_length=1)
-    """``whsec_<base64>`` secrets; every one signs (several while rotating keys)."""
-
-    @field_validator("secrets")
-    @classmethod
-    def _decodable(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for secret in value:
-            webhook_key(secret.get_secret_value())
-        return value
-
-
-class RateLimit(Strict):
-    """A token bucket: ``per_second`` on average, bursts of up to ``burst``."""
-
-    per_second: float = Field(gt=0)
-    burst: int = Field(default=1, ge=1)
-
-
-class ResponseMapping(Strict):
-    document_id: str
-    """Where the back office's document id is in its JSON answer: a JSON pointer
-    (``/data/id``) or a dotted path (``data.id``; list indexes as numbers)."""
-
-
-class HttpSinkConfig(ComponentConfig):
-    """``type: http``."""
-
-    type: Literal["http"] = "http"
-    url: AnyHttpUrl
-    method: Literal["POST", "PUT"] = "POST"
-    encoder: str = "json"
-    encoder_options: dict[str, Any] = {}
-    headers: dict[str, SecretStr] = {}
-    """Sent with every request; values may be secrets (``${ERP_TOKEN}``), never logged."""
-    auth: Auth | None = None
-    tls: TlsConfig | None = None
-    signing: SigningConfig | None = None
-    timeout: Timeouts = Timeouts()
-    concurrency: int = Field(default=8, ge=1, le=512)
-    rate_limit: RateLimit | None = None
-    response: ResponseMapping | None = None
-    max_attempts: int = Field(default=12, ge=1)
-    backoff_base: float = Field(default=2.0, gt=0)
-    """Seconds before the first retry; doubles each attempt (with jitter)."""
-    backoff_cap: float = Field(default=3600.0, gt=0)
-
-    @model_validator(mode="after")
-    def _encoder(self) -> HttpSinkConfig:
-        encoder = get_encoder(self.encoder, self.encoder_options)
-        if not callable(getattr(encoder, "encode", None)):
-            raise ValueError(f"encoder {self.encoder!r} encodes statements, not one message")
-        return self
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -187,24 +75,6 @@ def excerpt(body: bytes, content_type: str | None) -> str:
         return body.decode(charset, "replace")[:RESPONSE_EXCERPT]
     except (LookupError, ValueError):  # an unknown (or malformed) charset name
         return body.decode("utf-8", "replace")[:RESPONSE_EXCERPT]
-
-
-def webhook_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret (``whsec_`` + base64)."""
-    encoded = secret.removeprefix("whsec_")
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except ValueError:
-        raise ValueError("a signing secret must be whsec_ followed by base64") from None
-
-
-def webhook_signature(keys: list[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header: ``v1,<base64>`` per key, space-separated."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-        for key in keys
-    )
 
 
 def extract(document: Any, path: str) -> str | None:
@@ -246,63 +116,6 @@ class TokenBucket:
                     self.tokens -= 1
                     return
                 await asyncio.sleep((1 - self.tokens) / self.rate)
-
-
-class OAuth2Token:
-    """A client-credentials token, fetched once and shared, refreshed before expiry."""
-
-    def __init__(self, config: OAuth2Auth) -> None:
-        self.config = config
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-
-    async def get(self, session: aiohttp.ClientSession, *, stale: str | None = None) -> str:
-        """The current token; a new one when it is near expiry or equals ``stale``."""
-        async with self._lock:
-            fresh = self._token is not None and time.monotonic() < self._expires
-            if fresh and self._token != stale:
-                assert self._token is not None
-                return self._token
-            self._token = await self._fetch(session)
-            return self._token
-
-    async def _fetch(self, session: aiohttp.ClientSession) -> str:
-        c = self.config
-        form = {"grant_type": "client_credentials"}
-        if c.scope:
-            form["scope"] = c.scope
-        if c.audience:
-            form["audience"] = c.audience
-        headers = {}
-        if c.client_auth == "basic":
-            secret = c.client_secret.get_secret_value()
-            headers["Authorization"] = aiohttp.encode_basic_auth(c.client_id, secret)
-        else:
-            form.update(client_id=c.client_id, client_secret=c.client_secret.get_secret_value())
-        try:
-            async with session.post(str(c.token_url), data=form, headers=headers) as response:
-                text = await response.text(errors="replace")
-                if response.status != 200:
-                    raise DeliveryError(
-                        f"OAuth2 token endpoint answered {response.status}",
-                        retryable=True,
-                        response=text[:RESPONSE_EXCERPT],
-                    )
-                payload = json.loads(text)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            if isinstance(exc, DeliveryError):
-                raise
-            raise DeliveryError(f"OAuth2 token request failed: {exc}", retryable=True) from None
-        token = payload.get("access_token") if isinstance(payload, dict) else None
-        if not isinstance(token, str):
-            raise DeliveryError("OAuth2 token endpoint sent no access_token", retryable=True)
-        expires_in = payload.get("expires_in")
-        lifetime = float(expires_in) if isinstance(expires_in, int | float | str) else 3600.0
-        # Refresh ``refresh_margin`` before expiry, but use a short-lived token for at
-        # least half its life rather than fetching one per request.
-        self._expires = time.monotonic() + max(lifetime - c.refresh_margin, lifetime / 2)
-        return token
 
 
 class PreparedRequest:
