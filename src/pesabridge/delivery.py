@@ -46,8 +46,7 @@ class _Outcomes:
 
     def put(self, item: Finished) -> None:
         self.items.append(item)
-        if not self.waiting.is_set():
-            self.waiting.set()
+        self.waiting.set()  # a no-op while it is set already
 
     def take(self) -> list[Finished]:
         items, self.items = self.items, []
