@@ -10,7 +10,7 @@ help:
 	@echo "make demo   - create .venv, install, run the end-to-end demo"
 	@echo "make test   - create .venv with dev extras, ruff, mypy --strict, pytest"
 	@echo "make lint   - ruff + mypy only"
-	@echo "make bench  - ingest benchmark (1,000,000 rows) against its floor; encode benchmarks; delivery vs bare aiohttp; outage drain; ISO 8583 pipelined vs serial"
+	@echo "make bench  - every benchmark (bench/README.md): ingest vs its floors, encoding, delivery vs bare aiohttp, callbacks vs bare Starlette, outage drain, reconciliation, ISO 8583, dashboard"
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
