@@ -17,7 +17,8 @@ from lxml import etree
 from pesabridge.encoders._iso20022 import schema_path
 from pesabridge.model import EAT
 from pesabridge.sinks.cron import Cron, CronError
-from pesabridge.sinks.filedrop import FileDropConfig, FileDropSink
+from pesabridge.sinks.filedrop import FileDropSink
+from pesabridge.sinks.filedrop_config import FileDropConfig
 from pesabridge.store import Sighting, Store
 from pesabridge.store import batches as db
 from tests.fixtures.servers import PASSWORD, USER, FileServer
