@@ -257,7 +257,7 @@ def finish_many(
     cursor = conn.connection.cursor()
     try:
         cursor.executemany(
-            _attempt_sql(conn),
+            _attempt_sql(conn.dialect.paramstyle),
             [
                 (
                     claimed.delivery_id,
@@ -327,9 +327,9 @@ def finish_many(
         cursor.close()
 
 
-def _attempt_sql(conn: Connection) -> str:
+def _attempt_sql(paramstyle: str) -> str:
     """The attempt row's INSERT, its parameters in ``_ATTEMPT_COLUMNS`` order."""
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    marker = "?" if paramstyle == "qmark" else "%s"
     return (
         f"INSERT INTO {attempts.name} ({', '.join(_ATTEMPT_COLUMNS)}) "
         f"VALUES ({', '.join([marker] * len(_ATTEMPT_COLUMNS))})"
