@@ -20,7 +20,8 @@ from pydantic import Field
 from ..config import ComponentConfig
 from .base import SourceContext
 from .file_config import DEFAULT_INCLUDE, FileSourceConfig
-from .poller import Disposition, FilePoller
+from .file_disposition import Disposition
+from .poller import FilePoller
 from .remotefs import LocalFS
 
 

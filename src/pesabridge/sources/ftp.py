@@ -25,7 +25,8 @@ import structlog
 from ..config import ComponentConfig
 from .base import SourceContext
 from .file_config import RemoteSourceConfig
-from .poller import FilePoller, remote_poller_settings
+from .file_settings import remote_poller_settings
+from .poller import FilePoller
 from .remotefs import (
     Progress,
     RemoteConfigError,

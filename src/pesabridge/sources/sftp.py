@@ -27,7 +27,8 @@ from pydantic import SecretStr, model_validator
 from ..config import ComponentConfig
 from .base import SourceContext
 from .file_config import RemoteSourceConfig
-from .poller import FilePoller, remote_poller_settings
+from .file_settings import remote_poller_settings
+from .poller import FilePoller
 from .remotefs import (
     Progress,
     RemoteConfigError,
