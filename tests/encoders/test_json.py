@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pesabridge.encoders import canonical_json
-from pesabridge.encoders.base import MessageContext
+from pesabridge.encoders.base import EncodeError, MessageContext
 from pesabridge.encoders.json import JsonEncoder, schema
 from pesabridge.encoders.options import EncoderOptionsError
 from pesabridge.encoders.registry import get_encoder
 from pesabridge.formats.base import Observation
 from pesabridge.formats.jsonl import read_line
-from pesabridge.model import Transaction
+from pesabridge.model import Counterparty, Transaction
 from tests.helpers import txn
 
 ANNOTATIONS = {"$schema", "$id", "title", "description", "$defs"}
@@ -131,6 +134,41 @@ def test_with_a_key_the_encoder_is_canonical_json() -> None:
         b'"msisdn_kind":"plain","name":"JANE WANJIKU"},"reference":"INV-1001",'
         b'"balance_after":null,"status":"completed","related_receipt":null}'
     )
+
+
+# Any text a provider may send: every code point but the surrogates (no UTF-8 form).
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+
+
+@given(
+    reference=TEXT,
+    name=TEXT,
+    msisdn=st.sampled_from(["254712345678", "2547******678", "a1b2" * 16]),
+    key=TEXT,
+    micro=st.integers(0, 999_999),
+)
+def test_bodies_are_the_standard_librarys_compact_json(
+    reference: str, name: str, msisdn: str, key: str, micro: int
+) -> None:
+    """The bodies are made by orjson for speed; the bytes must be exactly what the standard
+    library's compact, non-ASCII-escaping encoder writes (control characters, quotes,
+    backslashes, U+2028, astral characters), so a back office verifying a signature over
+    the body, or comparing bodies across versions, sees no change."""
+    t = txn(
+        reference=reference.strip() or None,
+        counterparty=Counterparty(msisdn=msisdn, name=name),
+        occurred_at=datetime(2024, 5, 6, 18, 5, 59, micro, tzinfo=UTC),
+    )
+    expected = {"idempotency_key": key, **t.to_dict()}
+    standard = json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical_json(t, idempotency_key=key) == standard
+    assert json.loads(standard) == expected
+
+
+def test_text_without_a_utf8_form_is_an_encode_error_naming_the_receipt() -> None:
+    t = txn(reference="INV-\udc80")
+    with pytest.raises(EncodeError, match="SLK4H7R2PQ"):
+        canonical_json(t, idempotency_key="k")
 
 
 def test_schema_file_in_package_and_docs_agree() -> None:

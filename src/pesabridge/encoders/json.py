@@ -6,12 +6,22 @@ import json
 from importlib import resources
 from typing import Any, ClassVar
 
-from ..model import Transaction
-from .base import MessageContext
+import orjson
 
-# ``json.dumps`` with these options builds a new encoder on every call; this one, made
-# once with the same options, writes the same text with less work per body.
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+from ..model import Transaction
+from .base import EncodeError, MessageContext
+
+
+def _compact(document: dict[str, Any], txn: Transaction) -> bytes:
+    """``document`` as compact UTF-8 JSON: the bytes ``json.dumps(document,
+    separators=(",", ":"), ensure_ascii=False).encode()`` writes (the tests hold the two
+    to the same output), made by orjson about ten times faster. Every delivery's body
+    is made here, and the standard library's encoder was the largest part of that."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError as exc:
+        # Text that is not valid Unicode (a lone surrogate) has no UTF-8 form.
+        raise EncodeError(f"not encodable as JSON: {exc}", receipt=txn.receipt) from None
 
 
 def canonical_json(txn: Transaction, *, idempotency_key: str) -> bytes:
@@ -20,12 +30,12 @@ def canonical_json(txn: Transaction, *, idempotency_key: str) -> bytes:
     The transaction's fields at the top level (amounts as decimal strings, times in UTC)
     and ``idempotency_key``, which is also sent as the ``Idempotency-Key`` header.
     """
-    return _compact({"idempotency_key": idempotency_key, **txn.to_dict()}).encode()
+    return _compact({"idempotency_key": idempotency_key, **txn.to_dict()}, txn)
 
 
 def transaction_json(txn: Transaction) -> bytes:
     """The transaction alone, compact, exactly the ``parse`` contract (no delivery data)."""
-    return _compact(txn.to_dict()).encode()
+    return _compact(txn.to_dict(), txn)
 
 
 SCHEMA_RESOURCE = "schemas/transaction.schema.json"

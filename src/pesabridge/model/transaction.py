@@ -275,15 +275,17 @@ class Transaction:
             "provider": self.provider,
             "account": self.account,
             "receipt": self.receipt,
-            "entry": self.entry.value,
-            "direction": self.direction.value,
+            # ``_value_``: the member's value as stored, without the ``value`` property's
+            # descriptor lookup (the worker makes a body per delivery).
+            "entry": self.entry._value_,
+            "direction": self.direction._value_,
             "amount": str(self.amount),
             "currency": self.currency,
             "occurred_at": format_utc(self.occurred_at),
             "counterparty": self.counterparty.to_dict() if self.counterparty else None,
             "reference": self.reference,
             "balance_after": None if self.balance_after is None else str(self.balance_after),
-            "status": self.status.value,
+            "status": self.status._value_,
             "related_receipt": self.related_receipt,
         }
 
@@ -436,8 +438,9 @@ def format_utc(moment: datetime | None) -> str | None:
     """``2024-05-06T18:05:59Z`` (microseconds kept only when present)."""
     if moment is None:
         return None
-    text = moment.astimezone(UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat().removesuffix("+00:00") + "Z"
 
 
 def parse_utc(text: str) -> datetime:
