@@ -9,6 +9,9 @@ in a child process. In the same run, on the same machine:
 * **pesabridge**: a ``DeliveryWorker`` with an ``HttpSink`` at its default concurrency
   draining a ledger of N pending deliveries: claims under a lease, encoding, the request,
   and each attempt's row and outcome written to the ledger.
+* **floor** (SQLite only): the bare client plus the worker's own ledger statements on a
+  raw connection and each body's encoding, nothing else (``deliver_floor``): the most
+  any worker keeping this ledger can reach, reported as ``floor_ratio``.
 
 Each phase posts to a fresh back office, which must end with exactly N postings and no
 replays. **Goal:** pesabridge/bare >= 0.8.
