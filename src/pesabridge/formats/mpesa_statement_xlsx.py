@@ -24,7 +24,7 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from ._text import eat_naive_to_text
 from .base import ParseItem, Reject
-from .mpesa_statement import StatementReader
+from .mpesa_statement_preamble import StatementReader
 
 _HEADER_FIRST_CELLS = ("receipt no.", "receipt no", "receipt")
 _SNIFF_ROWS = 60
