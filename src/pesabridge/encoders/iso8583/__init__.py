@@ -1,14 +1,9 @@
 """ISO 8583 on pyiso8583: the encoder, spec variants as YAML, and a field-by-field decoder."""
 
-from .encoder import (
-    DEFAULT_PROCESSING_CODES,
-    InMemoryStanAllocator,
-    Iso8583Encoder,
-    Iso8583Options,
-    OriginalMessage,
-    StanAllocator,
-)
+from .encoder import Iso8583Encoder, OriginalMessage
+from .options import DEFAULT_PROCESSING_CODES, Iso8583Options
 from .specs import DEFAULT_SPEC, Iso8583Spec, builtin_spec_names, load_spec
+from .stan import InMemoryStanAllocator, StanAllocator
 
 __all__ = [
     "DEFAULT_PROCESSING_CODES",

@@ -10,72 +10,33 @@ field and would pad or refuse lengths with a less helpful message): a value that
 not fit raises :class:`~pesabridge.encoders.base.EncodeError` naming the field; nothing
 is ever truncated.
 
-STANs come from the caller (``MessageContext.stan``). :class:`StanAllocator` is the
-protocol; :class:`InMemoryStanAllocator` (1..999999, wrapping to 1) serves the CLI and
-tests. The durable allocator, one sequence per sink per day that survives restarts,
-belongs to the ISO 8583 sink and is not here.
+STANs come from the caller (``MessageContext.stan``; allocators in :mod:`.stan`). The
+options are in :mod:`.options`, the fields' content rules in :mod:`.checks`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import iso8583
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from ...model import Entry, Status, Transaction, numeric_code
 from ..base import EncodeError, MessageContext
 from ..options import problem, validate_options
-from .specs import DEFAULT_SPEC, Iso8583Spec, load_spec
+from .checks import slot_of
+from .options import DEFAULT_PROCESSING_CODES, Iso8583Options
+from .specs import Iso8583Spec, load_spec
+from .stan import STAN_MAX
 
-STAN_MAX = 999_999
 _FAILED = Status.FAILED
 _REVERSAL = Entry.REVERSAL
 
-DEFAULT_PROCESSING_CODES: dict[str, str] = {
-    "payment": "000000",  # purchase of goods and services
-    "reversal": "000000",  # a reversal carries the processing code of what it reverses
-    "deposit": "210000",
-    "withdrawal": "010000",
-    "transfer": "400000",
-}
-"""Field 3 by entry. Entries not listed (charge, payout, settlement, adjustment) need a
-``processing_codes`` option: there is no code every host agrees on for them."""
-
 _D2 = tuple(f"{i:02}" for i in range(100))
 _PLACEHOLDERS = ("account", "receipt", "reference", "provider", "related_receipt", "entry")
-
-
-class StanAllocator(Protocol):
-    """Hands out system trace audit numbers, 1..999999."""
-
-    def allocate(self) -> int: ...
-
-
-class InMemoryStanAllocator:
-    """STANs from a counter in memory: ``start``, ``start + 1``, ... 999999, then 1.
-
-    For the CLI and tests. A sink needs
-    :class:`pesabridge.store.stan.DurableStanAllocator` (per sink, per day, surviving
-    restarts), since a host rejects a repeated STAN.
-    """
-
-    def __init__(self, start: int = 1) -> None:
-        if not 1 <= start <= STAN_MAX:
-            raise ValueError(f"a STAN is 1..{STAN_MAX}, not {start}")
-        self._next = start
-        self._lock = threading.Lock()
-
-    def allocate(self) -> int:
-        with self._lock:
-            stan = self._next
-            self._next = 1 if stan == STAN_MAX else stan + 1
-            return stan
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,79 +47,6 @@ class OriginalMessage:
     stan: int
     transmitted_at: datetime
     occurred_at: datetime | None = None
-
-
-class Iso8583Options(BaseModel):
-    """``encoder_options`` of the ``iso8583`` encoder."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    spec: str = DEFAULT_SPEC
-    """A built-in spec name (1987-ascii, 1987-binary, 1993) or a YAML spec file."""
-    mti: str = "advice"
-    """``advice`` (0220/1220, the default), ``request`` (0200/1200), or the 4 digits."""
-    zone: str = "Africa/Nairobi"
-    """Time zone of fields 12/13 (local transaction time)."""
-    acquirer_id: str | None = None
-    """Field 32; left out when not set."""
-    terminal_id: str | None = None
-    """Field 41; the transaction's account (till / short code) when not set."""
-    merchant_id: str | None = None
-    """Field 42; the transaction's account when not set."""
-    processing_codes: dict[str, str] = {}
-    """Field 3 by entry, over :data:`DEFAULT_PROCESSING_CODES`."""
-    fields: dict[str, str | None] = {}
-    """Field by field overrides: a value (``{receipt}``, ``{account}``, ``{reference}``
-    ... are filled in), or null to leave the field out."""
-
-    @field_validator("processing_codes")
-    @classmethod
-    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
-        for entry, code in value.items():
-            if entry not in {e.value for e in Entry}:
-                raise ValueError(f"{entry!r} is not an entry")
-            if len(code) != 6 or not code.isdigit():
-                raise ValueError(f"{entry}: a processing code is 6 digits, not {code!r}")
-        return value
-
-
-def _digits(value: str) -> bool:
-    return value.isdigit() and value.isascii()
-
-
-def _alnum(value: str) -> bool:
-    return value.isalnum() and value.isascii()
-
-
-def _alnum_space(value: str) -> bool:
-    return value.isascii() and (not value.strip() or value.replace(" ", "").isalnum())
-
-
-def _printable(value: str) -> bool:
-    return value.isascii() and value.isprintable()
-
-
-def _hex(value: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in value) and len(value) % 2 == 0
-
-
-_CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
-    "n": (_digits, "digits only"),
-    "an": (_alnum, "letters and digits only"),
-    "anp": (_alnum_space, "letters, digits and spaces only"),
-    "ans": (_printable, "printable ASCII only"),
-    "b": (_hex, "hex digits (whole bytes) only"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    max_len: int
-    fixed: bool
-    numeric: bool
-    check: Callable[[str], bool]
-    rule: str
-    desc: str
 
 
 class Iso8583Encoder:
@@ -180,7 +68,9 @@ class Iso8583Encoder:
         self._advice = self.mti_kind == "advice"
         self.processing_codes = {**DEFAULT_PROCESSING_CODES, **self.options.processing_codes}
         self._codes = {Entry(name): code for name, code in self.processing_codes.items()}
-        self._slots = {key: self._slot(key) for key in self.spec.fields if key not in "hp1t"}
+        self._slots = {
+            key: slot_of(self.spec, key) for key in self.spec.fields if key not in "hp1t"
+        }
         self._v1993 = self.spec.version == 1993
         for key, width in (("3", 6), ("7", 10), ("11", 6), ("49", 3)):
             self._require_fixed(key, width)
@@ -218,17 +108,6 @@ class Iso8583Encoder:
         raise problem(
             f"mti: {mti!r} is neither advice ({self.spec.mti['advice']}) nor request "
             f"({self.spec.mti['request']}) in spec {self.spec.name}"
-        )
-
-    def _slot(self, key: str) -> _Slot:
-        definition = self.spec.fields[key]
-        kind = self.spec.kind(key)
-        check, rule = _CHECKS[kind]
-        max_len = int(definition["max_len"])
-        if definition.get("data_enc") == "b" and definition.get("len_count") != "nibbles":
-            max_len *= 2  # hex characters
-        return _Slot(
-            max_len, definition["len_type"] == 0, kind == "n", check, rule, str(definition["desc"])
         )
 
     def _require_fixed(self, key: str, width: int | None) -> int:
