@@ -127,11 +127,11 @@ def test_scheduled_cut_takes_the_previous_day_only(store: Store, tmp_path: Path)
         lambda _t: ["drop"],
     )
     sink = make_sink(tmp_path, schedule="30 0 * * *")
-    results = sink.due_cuts(store, now=AFTER_CUT)
+    results = sink.cutter.due_cuts(store, now=AFTER_CUT)
     assert [b.file_name for r in results for b in r.batches] == ["drop_600977_20240506_001.xml"]
     assert states(store) == {"in_flight": 2, "pending": 1}
     # the same fire is not cut twice; the 7th waits for the next one
-    assert sink.due_cuts(store, now=AFTER_CUT + timedelta(hours=3)) == []
+    assert sink.cutter.due_cuts(store, now=AFTER_CUT + timedelta(hours=3)) == []
     upload_all(sink, store)
     assert files(tmp_path / "out") == ["drop_600977_20240506_001.xml"]
     assert states(store) == {"delivered": 2, "pending": 1}
@@ -139,7 +139,7 @@ def test_scheduled_cut_takes_the_previous_day_only(store: Store, tmp_path: Path)
     xsd = etree.XMLSchema(etree.parse(str(schema_path("camt.053", "02"))))
     assert xsd.validate(etree.fromstring(document)), xsd.error_log
     # the next day's fire cuts the 7th
-    sink.due_cuts(store, now=AFTER_CUT + timedelta(days=1))
+    sink.cutter.due_cuts(store, now=AFTER_CUT + timedelta(days=1))
     upload_all(sink, store)
     assert files(tmp_path / "out") == [
         "drop_600977_20240506_001.xml",
@@ -151,7 +151,7 @@ def test_scheduled_cut_takes_the_previous_day_only(store: Store, tmp_path: Path)
 def test_every_n_cuts_full_batches_with_sequences(store: Store, tmp_path: Path) -> None:
     record(store, [f"EVN{i:07d}" for i in range(7)])
     sink = make_sink(tmp_path, every=3, encoder="csv")
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     assert states(store) == {"in_flight": 6, "pending": 1}
     upload_all(sink, store)
     assert files(tmp_path / "out") == [
@@ -169,7 +169,7 @@ def test_every_n_cuts_full_batches_with_sequences(store: Store, tmp_path: Path) 
 def test_a_cut_batch_is_fixed(store: Store, tmp_path: Path) -> None:
     record(store, ["FIX0000001", "FIX0000002"])
     sink = make_sink(tmp_path, every=2)
-    [result] = sink.due_cuts(store)
+    [result] = sink.cutter.due_cuts(store)
     [cut] = result.batches
     with store.read() as conn:
         found = db.get_batch(conn, cut.batch_id or 0)
@@ -194,7 +194,7 @@ def test_a_cut_batch_is_fixed(store: Store, tmp_path: Path) -> None:
 def test_a_different_file_under_the_name_is_never_overwritten(store: Store, tmp_path: Path) -> None:
     record(store, ["CNF0000001"])
     sink = make_sink(tmp_path, every=1)
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "drop_600977_20240506_001.xml").write_text("someone else's")
     [batch] = upload_all(sink, store)
@@ -207,7 +207,7 @@ def test_a_different_file_under_the_name_is_never_overwritten(store: Store, tmp_
 def test_dry_run_cuts_nothing(store: Store, tmp_path: Path) -> None:
     record(store, ["DRY0000001"])
     sink = make_sink(tmp_path, every=5)
-    result = sink.cut(store, trigger="manual", dry_run=True)
+    result = sink.cutter.cut(store, trigger="manual", dry_run=True)
     assert [b.file_name for b in result.batches] == ["drop_600977_20240506_001.xml"]
     assert states(store) == {"pending": 1}
     with store.read() as conn:
@@ -227,7 +227,7 @@ def test_sftp_drop_survives_a_connection_cut_mid_upload(
 ) -> None:
     record(store, [f"SFT{i:07d}" for i in range(4)])
     sink = make_sink(tmp_path, every=4, **remote(sftp_server))
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     sftp_server.knobs.cut_upload_after = 200
     [failed] = upload_all(sink, store)
     assert failed.state == "failed"
@@ -255,7 +255,7 @@ def test_sftp_refused_rename_is_retried_with_the_same_file(
             sftp_server, known_hosts=None, host_key_fingerprint=sftp_server.extra["fingerprint"]
         ),
     )
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     sftp_server.knobs.refuse_renames = 1
     [failed] = upload_all(sink, store)
     assert failed.state == "failed"
@@ -271,7 +271,7 @@ def test_ftp_drop_mt940_after_a_cut_and_a_refused_rename(
 ) -> None:
     record(store, [f"FTP{i:07d}" for i in range(3)])
     sink = make_sink(tmp_path, every=3, encoder="mt940", **remote(ftp_server))
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     ftp_server.knobs.cut_upload_after = 50
     assert upload_all(sink, store)[0].state == "failed"
     assert ftp_server.knobs.cuts == 1
@@ -293,7 +293,7 @@ def test_ftp_drop_mt940_after_a_cut_and_a_refused_rename(
 def test_ftps_drop(store: Store, tmp_path: Path, ftps_server: FileServer) -> None:
     record(store, ["FTS0000001"])
     sink = make_sink(tmp_path, every=1, encoder="ofx", **remote(ftps_server))
-    sink.due_cuts(store)
+    sink.cutter.due_cuts(store)
     [done] = upload_all(sink, store)
     assert done.state == "uploaded", done.last_error
     assert files(ftps_server.root) == ["drop_600977_20240506_001.ofx"]
@@ -306,7 +306,7 @@ def test_period_is_the_local_day(store: Store, tmp_path: Path) -> None:
         lambda _t: ["drop"],
     )
     sink = make_sink(tmp_path, every=1)
-    [result] = sink.due_cuts(store)
+    [result] = sink.cutter.due_cuts(store)
     assert [b.period for b in result.batches] == [date(2024, 5, 7)]
 
 

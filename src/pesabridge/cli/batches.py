@@ -97,7 +97,7 @@ def cut(
     sink = FileDropSink(section, base_dir=config.base_dir)  # type: ignore[arg-type]
     store, _ = open_store(db_url, config_path)
     try:
-        result = sink.cut(store, trigger="manual", dry_run=dry_run)
+        result = sink.cutter.cut(store, trigger="manual", dry_run=dry_run)
     finally:
         store.close()
     verb = "would cut" if dry_run else "cut"

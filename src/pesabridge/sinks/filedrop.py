@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,13 +25,13 @@ import structlog
 from ..aio import wait_or_stop
 from ..config import ComponentConfig
 from ..errors import DeliveryError
-from ..sources.remotefs import RemoteError, RemoteFS
+from ..sources.remotefs import RemoteError
 from ..store import Claimed, Store, utcnow
 from ..store import batches as db
 from . import filedrop_upload
 from .base import Delivered
 from .filedrop_config import FileDropConfig
-from .filedrop_cut import CutResult, Cutter
+from .filedrop_cut import Cutter
 from .filedrop_upload import UploadConflict
 
 log = structlog.get_logger("pesabridge.sinks.filedrop")
@@ -49,9 +49,7 @@ class FileDropSink:
         self.name = config.name
         self.base_dir = base_dir
         self.cutter = Cutter(config)
-        self.cron = self.cutter.cron
-        self.encoder = self.cutter.encoder
-        self.extension = self.cutter.extension
+        """When cuts are due and what each one fixes (``sink.cutter.cut``, ``due_cuts``)."""
 
     # -- the Sink protocol: never used one by one --------------------------------------
 
@@ -64,41 +62,6 @@ class FileDropSink:
     async def close(self) -> None:
         return None
 
-    # -- cutting (see filedrop_cut) ----------------------------------------------------------
-
-    def cut(
-        self,
-        store: Store,
-        *,
-        trigger: str,
-        before: datetime | None = None,
-        limit: int | None = None,
-        dry_run: bool = False,
-        now: datetime | None = None,
-    ) -> CutResult:
-        """Cut the due deliveries (of transactions before ``before``) into batches."""
-        return self.cutter.cut(
-            store, trigger=trigger, before=before, limit=limit, dry_run=dry_run, now=now
-        )
-
-    def boundary(self, fire: datetime) -> datetime:
-        """What a scheduled fire at ``fire`` cuts: transactions before this moment."""
-        return self.cutter.boundary(fire)
-
-    def due_cuts(self, store: Store, now: datetime | None = None) -> list[CutResult]:
-        """Make the cuts the schedule and the count call for; returns what was cut."""
-        return self.cutter.due_cuts(store, now)
-
-    # -- uploading (see filedrop_upload) -----------------------------------------------------
-
-    def filesystem(self) -> tuple[RemoteFS, str]:
-        """The access layer's file system and the folder to drop files in."""
-        return filedrop_upload.filesystem(self.config, self.base_dir)
-
-    def upload_bytes(self, name: str, content: bytes) -> str:
-        """Put ``content`` in place as ``name``; returns a note on what was done."""
-        return filedrop_upload.upload_bytes(self.config, self.base_dir, name, content)
-
     def upload_once(self, store: Store, worker: str, lease: timedelta) -> db.BatchRow | None:
         """Upload the next batch waiting; returns it (None when nothing was waiting)."""
         with store.write() as conn:
@@ -107,7 +70,9 @@ class FileDropSink:
             return None
         assert batch.content is not None
         try:
-            note = self.upload_bytes(batch.file_name, batch.content)
+            note = filedrop_upload.upload_bytes(
+                self.config, self.base_dir, batch.file_name, batch.content
+            )
         except Exception as exc:  # every failure is retried: the batch is fixed
             error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, RemoteError) else str(exc)
             delay = min(
@@ -159,7 +124,7 @@ class FileDropSink:
         """One look: cut what is due, upload what waits; nothing while paused."""
         if self.paused(store):
             return
-        self.due_cuts(store)
+        self.cutter.due_cuts(store)
         while not stop.is_set():
             batch = self.upload_once(store, worker, lease)
             if batch is None or batch.state != "uploaded":

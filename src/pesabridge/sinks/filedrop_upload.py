@@ -56,20 +56,17 @@ def upload_bytes(config: FileDropConfig, base_dir: Path, name: str, content: byt
                 f"({present} bytes); it is never overwritten: move it away to retry"
             )
         session.write_bytes(temp, content)
-        written = session.size(temp)
-        if written != len(content):
-            raise RemoteError(
-                f"{fs.description}: {temp} has {written} bytes after the upload, "
-                f"expected {len(content)}"
-            )
+        _expect_size(session, temp, len(content), f"{fs.description}: {temp}", "the upload")
         session.rename(temp, final)
-        placed = session.size(final)
-        if placed != len(content):
-            raise RemoteError(
-                f"{fs.description}: {name} has {placed} bytes after the rename, "
-                f"expected {len(content)}"
-            )
+        _expect_size(session, final, len(content), f"{fs.description}: {name}", "the rename")
         return f"uploaded to {fs.description}"
+
+
+def _expect_size(session: RemoteSession, path: str, size: int, what: str, after: str) -> None:
+    """Raise :class:`RemoteError` unless the file at ``path`` has ``size`` bytes."""
+    found = session.size(path)
+    if found != size:
+        raise RemoteError(f"{what} has {found} bytes after {after}, expected {size}")
 
 
 def _same(session: RemoteSession, path: str, name: str, content: bytes) -> bool:
