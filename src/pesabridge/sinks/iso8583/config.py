@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ...config import ComponentConfig, Strict
-from ...encoders.iso8583 import Iso8583Encoder, load_spec
+from ...encoders.iso8583 import Iso8583Encoder, Iso8583Options, load_spec
 from .framing import LengthKind, parse_tpdu
 
 Action = Literal["approved", "duplicate", "retry", "dead"]
@@ -69,20 +69,14 @@ class FramingConfig(Strict):
         return value
 
 
-class MessageConfig(Strict):
-    """What the messages carry; the options of the ``iso8583`` encoder."""
+class MessageConfig(Iso8583Options):
+    """What the messages carry: exactly the ``iso8583`` encoder's options (and checked by
+    them when the configuration is read). ``mti: advice`` (0220, the default) says the
+    payment has already happened; ``request`` (0200) may be declined by the host, and is
+    reversed when its answer is lost. ``zone`` is also the zone of the day on which the
+    STAN sequence restarts."""
 
-    spec: str = "1987-ascii"
-    mti: str = "advice"
-    """``advice`` (0220, the default: the payment has already happened) or ``request``
-    (0200, which the host may decline and which is reversed when its answer is lost)."""
-    zone: str = "Africa/Nairobi"
-    """Zone of fields 12/13 and of the day the STAN sequence restarts."""
-    acquirer_id: str | None = None
-    terminal_id: str | None = None
-    merchant_id: str | None = None
-    processing_codes: dict[str, str] = {}
-    fields: dict[str, str | None] = {}
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     def encoder_options(self) -> dict[str, Any]:
         return self.model_dump(exclude_defaults=True)
