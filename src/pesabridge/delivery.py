@@ -197,8 +197,13 @@ class DeliveryWorker:
                     # the delivery's lease lapses and it is tried again.
                     log.exception("delivery attempt failed", delivery=claimed.delivery_id)
 
+        async def wake_on_stop() -> None:
+            await stop.wait()
+            drained.set()
+
         recorder = asyncio.create_task(self._recorder(done))
         senders = [asyncio.create_task(sender()) for _ in range(self._sender_count())]
+        waker = asyncio.create_task(wake_on_stop())
         try:
             loop = asyncio.get_running_loop()
             while not stop.is_set():
@@ -218,13 +223,10 @@ class DeliveryWorker:
                 if len(claimed) < room:
                     # Nothing more due: wait for the poll interval (or a stop).
                     await wait_or_stop(stop, self.poll_interval)
-                elif ready.qsize() >= low:
-                    # Plenty queued: wait until the senders have taken half of it.
-                    waiter = asyncio.create_task(drained.wait())
-                    stopper = asyncio.create_task(stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    stopper.cancel()
+                elif ready.qsize() >= low and not stop.is_set():
+                    # Plenty queued: wait until the senders have taken half of it (a stop
+                    # wakes this too, through ``wake_on_stop``).
+                    await drained.wait()
             # Stop: what is queued was never sent; hand it back at once.
             while not ready.empty():
                 item = ready.get_nowait()
@@ -236,6 +238,7 @@ class DeliveryWorker:
             if released:
                 await self._release(released)
         finally:
+            waker.cancel()
             for task in senders:
                 task.cancel()
             done.close()
