@@ -94,6 +94,8 @@ async def test_an_unknown_code_is_a_dead_letter_and_the_table_is_configurable(
     [
         ({"message": {"spec": "no-such-spec"}}, "unknown ISO 8583 spec"),
         ({"message": {"mti": "0100"}}, "neither advice"),
+        ({"message": {"processing_codes": {"payment": "12"}}}, "a processing code is 6"),
+        ({"message": {"processing_codes": {"rent": "000000"}}}, "'rent' is not an entry"),
         ({"framing": {"tpdu": "60000"}}, "not hex"),
         ({"framing": {"tpdu": "600000"}}, "a TPDU is 5"),
         ({"framing": {"length": "ascii2"}}, "framing.length"),
